@@ -1,0 +1,406 @@
+"""Run configuration: dataclasses whose fields document themselves, YAML files and dotted CLI overrides.
+
+    cfg = load_config("my.yaml", ["algo=grpo", "task=countdown", "train.lr=1e-4"])
+
+Every error is a `ConfigError` naming the dotted field (and `file:line` when it came from a YAML file).
+Plugin sections (`algo_args`, `task_args`) are checked against the plugin's own config dataclass.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the field and, where known, the file and line."""
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field that carries its own documentation (shown by `rlvr run --help-config`)."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class PolicyConfig:
+    path: str | None = doc("Local Hugging Face checkpoint (model + tokenizer). None = the embedded tiny Qwen2.", None)
+    hidden_size: int = doc("Embedded model: hidden width.", 128)
+    num_layers: int = doc("Embedded model: transformer blocks.", 4)
+    num_heads: int = doc("Embedded model: attention heads.", 4)
+    num_kv_heads: int = doc("Embedded model: key/value heads (grouped-query attention).", 2)
+    intermediate_size: int = doc("Embedded model: MLP width.", 512)
+    max_positions: int = doc("Embedded model: longest prompt + completion in tokens.", 128)
+    warm_start: bool = doc("Embedded model: start RL from the cached supervised warm start (built when missing).", True)
+
+    def validate(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"policy.{name}: must be > 0, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"policy.hidden_size: {self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(f"policy.num_kv_heads: {self.num_kv_heads} does not divide num_heads={self.num_heads}")
+        if self.path is not None and not Path(self.path).exists():
+            raise ConfigError(f"policy.path: no such directory {self.path!r}")
+
+
+@dataclass
+class SamplerConfig:
+    engine: str = doc("Rollout engine name (see `rlvr list`).", "torch")
+    temperature: float = doc("Sampling temperature for training rollouts (also divides trainer logits).", 1.0)
+    top_p: float = doc("Nucleus sampling mass; 1.0 = off.", 1.0)
+    max_new_tokens: int | None = doc("Completion length cap; None = the task's own default.", None)
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"sampler.temperature: must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"sampler.top_p: must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
+            raise ConfigError(f"sampler.max_new_tokens: must be > 0, got {self.max_new_tokens}")
+
+
+@dataclass
+class TrainConfig:
+    prompts_per_step: int = doc("Prompts drawn per step (groups per batch).", 32)
+    group_size: int = doc("Rollouts per prompt (G).", 8)
+    lr: float = doc("AdamW learning rate.", 3e-4)
+    weight_decay: float = doc("AdamW weight decay.", 0.0)
+    betas: tuple[float, float] = doc("AdamW betas.", (0.9, 0.99))
+    ppo_epochs: int = doc("Passes over each batch.", 1)
+    minibatches: int = doc("Optimizer steps per epoch (batch split into this many mini-batches).", 1)
+    grad_clip: float | None = doc("Max global grad norm; None = no clipping.", 1.0)
+    checkpoint_every: int = doc("Save a resumable checkpoint every this many steps.", 20)
+
+    def validate(self) -> None:
+        for name in ("prompts_per_step", "group_size", "ppo_epochs", "minibatches", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name}: must be > 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip: must be > 0 or null, got {self.grad_clip}")
+
+
+BudgetUnit = Literal["rollouts", "tokens", "flops", "seconds"]
+
+
+@dataclass
+class BudgetConfig:
+    unit: BudgetUnit = doc("What the budget counts: rollouts, tokens (generated), flops or seconds (charged).", "rollouts")
+    amount: float = doc("Stop once the charged total in `unit` reaches this.", 20_000)
+    eval_every: float = doc("Evaluate at every multiple of this many `unit`s (and at 0 and at the end).", 5_000)
+    eval_prompts: int = doc("Held-out prompts per evaluation.", 64)
+    eval_samples: int = doc("Samples per held-out prompt at the training temperature (pass@k uses k <= this).", 4)
+    max_steps: int | None = doc("Optional hard cap on optimizer steps (a safety net, never the x-axis).", None)
+
+    def validate(self) -> None:
+        if self.amount <= 0:
+            raise ConfigError(f"budget.amount: must be > 0, got {self.amount}")
+        if self.eval_every <= 0:
+            raise ConfigError(f"budget.eval_every: must be > 0, got {self.eval_every}")
+        if self.eval_prompts <= 0 or self.eval_samples <= 0:
+            raise ConfigError("budget.eval_prompts / budget.eval_samples: must be > 0")
+
+
+@dataclass
+class PretrainConfig:
+    steps: int = doc("Maximum supervised steps.", 3000)
+    batch_size: int = doc("Sequences per supervised step.", 128)
+    lr: float = doc("Peak AdamW learning rate (linear warm-up over 50 steps, then constant).", 3e-3)
+    check_every: int = doc("Measure sampled accuracy every this many steps.", 100)
+    min_steps: int = doc("Never stop before this many steps.", 200)
+    band: tuple[float, float] = doc(
+        "Stop once sampled pass@1 on held-out prompts lands in [lo, hi]: RL needs prompts it sometimes solves.",
+        (0.2, 0.6),
+    )
+    check_prompts: int = doc("Held-out prompts per check (each sampled 8 times).", 64)
+
+    def validate(self) -> None:
+        lo, hi = self.band
+        if not 0 <= lo < hi <= 1:
+            raise ConfigError(f"pretrain.band: need 0 <= lo < hi <= 1, got {self.band}")
+        for name in ("steps", "batch_size", "check_every", "check_prompts"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"pretrain.{name}: must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class WandbConfig:
+    mode: Literal["offline", "online", "disabled"] = doc("W&B mode; offline by default (sync later with `wandb sync`).", "offline")
+    project: str = doc("W&B project.", "rlvr-harness")
+    entity: str | None = doc("W&B entity (team); None = your default.", None)
+
+
+@dataclass
+class RunConfig:
+    algo: str = doc("Algorithm name (see `rlvr list`).", "grpo")
+    algo_args: dict = doc("Overrides of the algorithm preset's switches (checked against its config class).", factory=dict)
+    task: str = doc("Task name (see `rlvr list`).", "arithmetic")
+    task_args: dict = doc("Task difficulty knobs (checked against the task's config class).", factory=dict)
+    seed: int = doc("Seed for data order, sampling and initialisation.", 0)
+    threads: int = doc("torch intra-op threads (results are bit-identical only at a fixed count).", 2)
+    out_dir: str = doc("Results store root; the run lives in out_dir/name.", "runs")
+    name: str | None = doc("Run directory name; None = algo-task-seed.", None)
+    policy: PolicyConfig = doc("Policy model.", factory=PolicyConfig)
+    sampler: SamplerConfig = doc("Rollout engine.", factory=SamplerConfig)
+    train: TrainConfig = doc("Optimisation.", factory=TrainConfig)
+    budget: BudgetConfig = doc("Compute budget and evaluation schedule.", factory=BudgetConfig)
+    pretrain: PretrainConfig = doc("Supervised warm start of the embedded model.", factory=PretrainConfig)
+    wandb: WandbConfig = doc("Weights & Biases mirror of the results store.", factory=WandbConfig)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.algo}-{self.task}-s{self.seed}"
+
+    def validate(self) -> None:
+        if self.threads <= 0:
+            raise ConfigError(f"threads: must be > 0, got {self.threads}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value) and hasattr(value, "validate"):
+                value.validate()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building dataclasses from plain data, with errors that name the field
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(tp: Any, value: Any, where: str) -> Any:
+    """Convert `value` to type `tp` (a dataclass field annotation) or raise a ConfigError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (dict,) or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        return from_dict(tp, value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value.replace("_", ""))
+                if f.is_integer():
+                    return int(f)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected float, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-4 as a string; accept it
+            try:
+                return float(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected float, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected str, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass `cls` from a (nested) mapping, rejecting unknown keys with a did-you-mean hint."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(names)})"
+            raise ConfigError(f"unknown field '{prefix}{key}'{hint}")
+        kwargs[key] = coerce(hints[key], value, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data view of a config (tuples become lists), suitable for YAML/JSON."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of plain data (used for caches)."""
+    blob = json.dumps([to_dict(p) for p in parts], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: '{k}' is a value, not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """`["train.lr=1e-4", "algo=grpo"]` -> nested dict (values parsed as YAML scalars, coerced later)."""
+    data: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. train.lr=1e-4)")
+        key, raw = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override {item!r}: empty key")
+        set_dotted(data, key.strip(), yaml.safe_load(raw) if raw else "")
+    return data
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _yaml_lines(text: str) -> dict[str, int]:
+    """Dotted key -> 1-based line number, for error messages."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{prefix}{k.value}"
+                lines[key] = k.start_mark.line + 1
+                walk(v, key + ".")
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping at the top level")
+    return data, _yaml_lines(text)
+
+
+def _locate(err: ConfigError, path: Path, lines: dict[str, int]) -> ConfigError:
+    msg = str(err)
+    best = max((k for k in lines if f"'{k}'" in msg or msg.startswith(f"{k}:") or f"'{k}." in msg), key=len, default=None)
+    return ConfigError(f"{path}:{lines[best]}: {msg}") if best else ConfigError(f"{path}: {msg}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """YAML file (optional) + dotted overrides -> validated RunConfig, plugin sections checked too."""
+    data: dict = {}
+    lines: dict[str, int] = {}
+    if path is not None:
+        data, lines = read_yaml(path)
+    override_data = parse_overrides(overrides or [])
+    file_keys = set(lines)
+    try:
+        cfg = from_dict(RunConfig, deep_merge(data, override_data))
+        cfg.validate()
+        from harness.registry import resolve_plugins
+
+        resolve_plugins(cfg)
+    except ConfigError as e:
+        # Blame the file only when the offending key came from it rather than the command line.
+        if path is not None and not any(f"'{k}" in str(e) or str(e).startswith(k) for k in _flat_keys(override_data)):
+            if any(k in str(e) for k in file_keys):
+                raise _locate(e, Path(path), lines) from None
+        raise
+    return cfg
+
+
+def _flat_keys(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        out.append(prefix + k)
+        if isinstance(v, dict):
+            out.extend(_flat_keys(v, prefix + k + "."))
+    return out
+
+
+def describe(cls: type, prefix: str = "") -> list[str]:
+    """Lines `field (type, default): doc` for `--help-config`."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.extend(describe(tp, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append(f"{prefix}{f.name} = {default!r}  # {f.metadata.get('doc', '')}")
+    return out

@@ -1,0 +1,117 @@
+"""Compute ledger: every rollout, token, FLOP and second a run spends, so algorithms compare on equal footing.
+
+FLOP formula (Kaplan et al. 2020, attention term dropped): with N = non-embedding parameters,
+    a token generated or forwarded without gradient costs 2N FLOPs,
+    a token trained on (forward + backward) costs 6N FLOPs.
+Generation charges prompt + completion tokens per rollout (each rollout re-reads its prompt). The trainer
+charges every completion token it forwards: no-grad passes (old / reference log-probs) at 2N, trained
+passes at 6N. At the embedded sizes (context <= 64, d=128) the dropped attention term is < 3%.
+
+Evaluation is recorded under `eval_*` but never charged to the budget.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+
+PHASES = ("generate", "score", "select", "update", "eval", "overhead")
+
+
+@dataclass
+class Ledger:
+    flops_per_token: float  # 2N
+    rollouts_generated: int = 0
+    rollouts_by_purpose: dict = field(default_factory=lambda: defaultdict(int))  # train, discarded, profile, ...
+    rollouts_trained: int = 0  # fresh + replayed
+    rollouts_replayed: int = 0
+    prompt_tokens_generated: int = 0
+    completion_tokens_generated: int = 0
+    tokens_forwarded: int = 0  # trainer no-grad passes
+    tokens_trained: int = 0  # trainer forward+backward
+    flops: float = 0.0
+    seconds: dict = field(default_factory=lambda: defaultdict(float))  # by phase
+    eval_rollouts: int = 0
+    eval_tokens: int = 0
+    eval_flops: float = 0.0
+
+    # -- charging ------------------------------------------------------------------------------------------------
+    def charge_generation(self, rollouts: int, prompt_tokens: int, completion_tokens: int) -> None:
+        self.rollouts_generated += rollouts
+        self.prompt_tokens_generated += prompt_tokens
+        self.completion_tokens_generated += completion_tokens
+        self.flops += self.flops_per_token * (prompt_tokens + completion_tokens)
+
+    def tag(self, purpose: str, rollouts: int) -> None:
+        """Say what generated rollouts were used for; the tags of a step add up to what it generated."""
+        self.rollouts_by_purpose[purpose] += rollouts
+
+    def charge_forward(self, tokens: int) -> None:
+        self.tokens_forwarded += tokens
+        self.flops += self.flops_per_token * tokens
+
+    def charge_training(self, tokens: int) -> None:
+        self.tokens_trained += tokens
+        self.flops += 3 * self.flops_per_token * tokens
+
+    def record_eval(self, rollouts: int, tokens: int) -> None:
+        self.eval_rollouts += rollouts
+        self.eval_tokens += tokens
+        self.eval_flops += self.flops_per_token * tokens
+
+    @contextmanager
+    def phase(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    @property
+    def tokens_generated(self) -> int:
+        return self.prompt_tokens_generated + self.completion_tokens_generated
+
+    @property
+    def charged_seconds(self) -> float:
+        return sum(v for k, v in self.seconds.items() if k != "eval")
+
+    def spent(self, unit: str) -> float:
+        """Budget consumed in `unit` (rollouts, tokens, flops or seconds); evaluation excluded."""
+        return {
+            "rollouts": self.rollouts_generated,
+            "tokens": self.tokens_generated,
+            "flops": self.flops,
+            "seconds": self.charged_seconds,
+        }[unit]
+
+    def metrics(self) -> dict[str, float]:
+        out = {
+            "ledger/rollouts": self.rollouts_generated,
+            "ledger/rollouts_trained": self.rollouts_trained,
+            "ledger/rollouts_replayed": self.rollouts_replayed,
+            "ledger/prompt_tokens": self.prompt_tokens_generated,
+            "ledger/completion_tokens": self.completion_tokens_generated,
+            "ledger/tokens_generated": self.tokens_generated,
+            "ledger/tokens_forwarded": self.tokens_forwarded,
+            "ledger/tokens_trained": self.tokens_trained,
+            "ledger/flops": self.flops,
+            "ledger/eval_rollouts": self.eval_rollouts,
+            "ledger/eval_flops": self.eval_flops,
+        }
+        out.update({f"ledger/rollouts_{k}": v for k, v in sorted(self.rollouts_by_purpose.items())})
+        out.update({f"time/{k}": self.seconds.get(k, 0.0) for k in PHASES})
+        out["time/charged"] = self.charged_seconds
+        return out
+
+    def state_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**d, "rollouts_by_purpose": dict(self.rollouts_by_purpose), "seconds": dict(self.seconds)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Ledger:
+        led = cls(**{k: v for k, v in state.items() if k not in ("rollouts_by_purpose", "seconds")})
+        led.rollouts_by_purpose.update(state["rollouts_by_purpose"])
+        led.seconds.update(state["seconds"])
+        return led

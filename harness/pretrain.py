@@ -1,0 +1,110 @@
+"""Supervised warm start of the embedded policy on a task's oracle solutions, cached by config hash.
+
+RL needs prompts the policy sometimes solves: the pass stops once sampled pass@1 on held-out prompts lands
+in `pretrain.band`, and reports the share of 8-sample groups with mixed rewards (the groups GRPO learns from).
+If a check overshoots the band, the checkpoint with the largest mixed share seen so far is kept.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harness.config import RunConfig, config_hash, to_dict
+from harness.policy import embedded_policy, supervised_loss
+from harness.registry import TASKS, resolve_plugins
+from harness.sampler import build_engine
+from harness.store import atomic_write
+
+SAMPLES_PER_CHECK = 8
+WARMUP_STEPS = 50
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RLVR_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "rlvr"))
+
+
+def warm_start_dir(cfg: RunConfig) -> Path:
+    _, task_cfg = resolve_plugins(cfg)
+    key = config_hash(cfg.policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
+    return cache_root() / "warm_start" / f"{cfg.task}-{key}"
+
+
+@torch.no_grad()
+def sampled_check(policy, engine, task, problems, max_new_tokens: int, seed: int) -> dict:
+    """pass@1 of SAMPLES_PER_CHECK samples per problem at T=1, and the share of mixed-reward groups."""
+    n = SAMPLES_PER_CHECK
+    prompts = policy.encode([p.prompt for p in problems])
+    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0, seed=seed)
+    texts = policy.decode(gen.completion_ids.tolist())
+    correct = torch.tensor([task.score(problems[i // n], t) >= 1.0 for i, t in enumerate(texts)]).view(-1, n)
+    k = correct.sum(-1)
+    return {"pass@1": correct.float().mean().item(), "mixed_frac": ((k > 0) & (k < n)).float().mean().item()}
+
+
+def warm_start(cfg: RunConfig, progress: bool = True) -> Path:
+    """Path of the cached warm-start checkpoint for this policy + task + pretrain config, built if missing."""
+    out = warm_start_dir(cfg)
+    if (out / "meta.json").exists():
+        return out
+    p = cfg.pretrain
+    torch.set_num_threads(cfg.threads)
+    _, task_cfg = resolve_plugins(cfg)
+    task = TASKS.get(cfg.task).obj(task_cfg)
+    policy = embedded_policy(cfg.policy, seed=0)
+    model = policy.model.train()
+    engine = build_engine("torch", model, policy.eos_id, policy.pad_id)
+    train = task.problems("train")
+    checks = task.problems("eval")[-p.check_prompts :]
+    prompts = policy.encode([x.prompt for x in train])
+    targets = [ids + [policy.eos_id] for ids in policy.encode([x.answer for x in train])]
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
+    history, best = [], None
+    chosen = None
+    bar = tqdm(range(1, p.steps + 1), desc=f"warm start {cfg.task}", disable=not progress)
+    for step in bar:
+        idx = np.random.default_rng([0, step]).choice(len(train), size=min(p.batch_size, len(train)), replace=False)
+        loss = supervised_loss(model, [prompts[i] for i in idx], [targets[i] for i in idx], policy.pad_id)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % p.check_every and step != p.steps:
+            continue
+        check = {"step": step, "loss": loss.item(), **sampled_check(policy, engine, task, checks, task.max_new_tokens, seed=step)}
+        history.append(check)
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{check['pass@1']:.2f}", mixed=f"{check['mixed_frac']:.2f}")
+        if best is None or check["mixed_frac"] > best[0]["mixed_frac"]:
+            best = (check, {k: v.clone() for k, v in model.state_dict().items()})
+        if step < p.min_steps:
+            continue
+        lo, hi = p.band
+        if lo <= check["pass@1"] <= hi:
+            chosen = check
+            break
+        if check["pass@1"] > hi:  # overshot: fall back to the most mixed checkpoint seen
+            chosen = best[0]
+            model.load_state_dict(best[1])
+            break
+    bar.close()
+    if chosen is None:
+        chosen = history[-1]
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    meta = {"chosen": chosen, "history": history, "in_band": p.band[0] <= chosen["pass@1"] <= p.band[1], "config": to_dict(p), "task_args": to_dict(task_cfg)}
+    atomic_write(tmp / "meta.json", json.dumps(meta, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def warm_start_report(path: Path) -> dict:
+    return json.loads((Path(path) / "meta.json").read_text())

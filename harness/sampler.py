@@ -1,0 +1,226 @@
+"""Rollout engines behind one interface, and our batched KV-cache sampler.
+
+An engine turns tokenised prompts into a `Generation`: completion ids, per-token behaviour log-probs
+(under the distribution actually sampled from: temperature, then top-p renormalised), lengths and EOS flags.
+Sampling is seeded per call through a `torch.Generator`, so the same seed gives the same tokens.
+
+`TorchSampler` has two paths:
+- a fast path for Llama-family decoders (Qwen2, Qwen3, Llama, Mistral without sliding windows): a static,
+  preallocated KV cache and one fused `scaled_dot_product_attention` per layer, reusing the model's own
+  modules (norms, projections, rotary embedding, MLP), so logits equal the transformers forward;
+- a generic path for any other transformers causal LM: the model's own forward with its KV cache.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from harness.policy import left_pad, positions
+from harness.registry import ENGINES
+
+FAST_MODEL_TYPES = {"qwen2", "qwen3", "llama", "mistral"}
+
+
+@dataclass
+class Generation:
+    """Output of one engine call; B = number of rollouts, P = padded prompt length, L = longest completion.
+
+    prompt_ids, prompt_mask:         [B, P] left-padded
+    completion_ids, completion_mask: [B, L] right-padded; the mask covers the tokens up to and including EOS
+    logprobs:                        [B, L] behaviour log-probs of the sampled tokens (0 where masked)
+    finished:                        [B] bool, True if the completion ended with EOS (False = truncated)
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    logprobs: torch.Tensor
+    finished: torch.Tensor
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(-1)
+
+
+class RolloutEngine(Protocol):
+    def generate(
+        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float, seed: int
+    ) -> Generation: ...
+
+    def sync_weights(self) -> None:
+        """Called after every optimizer update; engines holding their own copy of the weights reload them."""
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one token per row. logits [B, V], uniform noise in (0, 1) [B, V] -> (tokens [B], their log-probs [B])."""
+    logp = torch.log_softmax(logits.float() / temperature, -1)
+    if top_p < 1.0:
+        sorted_logp, order = logp.sort(-1, descending=True)
+        cum = sorted_logp.exp().cumsum(-1)
+        drop_sorted = (cum - sorted_logp.exp()) >= top_p  # keep the smallest prefix whose mass reaches top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logp = torch.log_softmax(logp.masked_fill(drop, float("-inf")), -1)
+    # Gumbel-max: argmax(log p + G), G = -log(-log U), samples from p (uniforms are 6x cheaper than exponential_).
+    tokens = (logp - (-uniform.clamp(min=1e-20).log()).log()).argmax(-1)
+    return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+def _supports_fast_path(model: torch.nn.Module) -> bool:
+    cfg = model.config
+    return (
+        getattr(cfg, "model_type", None) in FAST_MODEL_TYPES
+        and not getattr(cfg, "use_sliding_window", False)
+        and hasattr(model, "model")
+        and hasattr(model.model, "rotary_emb")
+    )
+
+
+class _StaticCacheDecoder:
+    """Prefill + one-token decode steps over a preallocated KV cache for Llama-family models.
+
+    Per layer the q/k/v and gate/up projections run as one matmul each (weights concatenated once per call),
+    and rows whose completion has ended are dropped from the batch (`keep`), so short answers cost less.
+    """
+
+    def __init__(self, model: torch.nn.Module, batch: int, max_len: int):
+        self.model = model
+        self.inner = model.model
+        cfg = model.config
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.gqa = cfg.num_key_value_heads != cfg.num_attention_heads
+        attn0 = self.inner.layers[0].self_attn
+        self.rotary = sys.modules[type(attn0).__module__].apply_rotary_pos_emb
+        self.split = [cfg.num_attention_heads * self.head_dim] + [cfg.num_key_value_heads * self.head_dim] * 2
+        self.fused = []
+        for layer in self.inner.layers:
+            a, m = layer.self_attn, layer.mlp
+            bias = None if a.q_proj.bias is None else torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])
+            qkv = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
+            self.fused.append((qkv, bias, torch.cat([m.gate_proj.weight, m.up_proj.weight])))
+        dtype = self.inner.embed_tokens.weight.dtype
+        shape = (len(self.inner.layers), batch, cfg.num_key_value_heads, max_len, self.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, start: int, mask: torch.Tensor) -> torch.Tensor:
+        """ids/pos [B, S] written at cache columns start..start+S; mask [B, 1, S, start+S] -> last logits [B, V]."""
+        x = self.inner.embed_tokens(ids)
+        cos, sin = self.inner.rotary_emb(x, pos)
+        B, S, _ = x.shape
+        end = start + S
+        for li, layer in enumerate(self.inner.layers):
+            attn, (w_qkv, b_qkv, w_gu) = layer.self_attn, self.fused[li]
+            q, k, v = F.linear(layer.input_layernorm(x), w_qkv, b_qkv).split(self.split, -1)
+            q, k = q.view(B, S, -1, self.head_dim), k.view(B, S, -1, self.head_dim)
+            if hasattr(attn, "q_norm"):  # Qwen3 normalises q and k per head
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            q, k = self.rotary(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+            self.k[li, :, :, start:end] = k
+            self.v[li, :, :, start:end] = v.view(B, S, -1, self.head_dim).transpose(1, 2)
+            o = F.scaled_dot_product_attention(
+                q, self.k[li, :, :, :end], self.v[li, :, :, :end], attn_mask=mask, scale=attn.scaling, enable_gqa=self.gqa
+            )
+            x = x + attn.o_proj(o.transpose(1, 2).reshape(B, S, -1))
+            gate, up = F.linear(layer.post_attention_layernorm(x), w_gu).chunk(2, -1)
+            x = x + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
+        return self.model.lm_head(self.inner.norm(x[:, -1]))
+
+
+class _HFCacheDecoder:
+    """Generic path: the model's own forward and KV cache (any transformers causal LM)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.past = None
+
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, attn_mask2d: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=ids, attention_mask=attn_mask2d, position_ids=pos, past_key_values=self.past, use_cache=True)
+        self.past = out.past_key_values
+        return out.logits[:, -1]
+
+
+@ENGINES.register("torch", description="Batched KV-cache sampler in plain torch (static cache for Llama-family models)")
+class TorchSampler:
+    def __init__(self, model: torch.nn.Module, eos_id: int, pad_id: int, fast: bool = True):
+        self.model = model
+        self.eos_id = eos_id
+        self.pad_id = pad_id
+        self.fast = fast and _supports_fast_path(model)
+
+    def sync_weights(self) -> None:
+        pass  # shares the trainer's parameters
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0
+    ) -> Generation:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._generate(prompts, max_new_tokens, temperature, top_p, seed)
+        finally:
+            self.model.train(was_training)
+
+    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed) -> Generation:
+        gen = torch.Generator().manual_seed(seed)
+        prompt_ids, prompt_mask = left_pad(prompts, self.pad_id)
+        B, P = prompt_ids.shape
+        T = P + max_new_tokens
+        key_valid = torch.zeros(B, T, dtype=torch.bool)
+        key_valid[:, :P] = prompt_mask.bool()
+        pos = positions(prompt_mask)
+        if self.fast:
+            dec = _StaticCacheDecoder(self.model, B, T)
+            # causal & not-pad; each query may also see itself so pad rows never softmax over nothing
+            causal = torch.ones(P, P, dtype=torch.bool).tril()
+            mask = ((causal & key_valid[:, None, :P]) | torch.eye(P, dtype=torch.bool))[:, None]
+            logits = dec.forward(prompt_ids, pos, 0, mask)
+        else:
+            dec = _HFCacheDecoder(self.model)
+            logits = dec.forward(prompt_ids, pos, prompt_mask)
+        next_pos = pos[:, -1:] + 1
+        tokens = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long)
+        logps = torch.zeros(B, max_new_tokens)
+        rows = torch.arange(B)  # original indices of the rows the decoder still holds
+        ended = torch.zeros(B, dtype=torch.bool)
+        steps = 0
+        for t in range(max_new_tokens):
+            # Noise is drawn for all B rows every step, so a row's tokens never depend on which others ended.
+            uniform = torch.rand((B, logits.shape[-1]), generator=gen)[rows]
+            tok, lp = sample_next(logits, temperature, top_p, uniform)
+            tokens[rows, t], logps[rows, t] = tok, lp
+            ended[rows] |= tok == self.eos_id
+            steps = t + 1
+            if ended.all() or t == max_new_tokens - 1:
+                break
+            key_valid[:, P + t] = True
+            if self.fast:
+                live = ~ended[rows]
+                if live.sum() * 4 <= 3 * len(rows):  # compact once a quarter of the held rows ended
+                    keep = live.nonzero().squeeze(-1)
+                    dec.keep(keep)
+                    rows, tok, next_pos, key_valid = rows[keep], tok[keep], next_pos[keep], key_valid[keep]
+                logits = dec.forward(tok[:, None], next_pos, P + t, key_valid[:, None, None, : P + t + 1])
+            else:
+                tok = tok.masked_fill(ended, self.pad_id)
+                logits = dec.forward(tok[:, None], next_pos, key_valid[:, : P + t + 1].long())
+            next_pos = next_pos + 1
+        tokens, logps = tokens[:, :steps], logps[:, :steps]
+        is_eos = (tokens == self.eos_id).long()
+        upto_eos = (is_eos.cumsum(-1) - is_eos) == 0  # tokens up to and including the first EOS
+        tokens = tokens.masked_fill(~upto_eos, self.pad_id)
+        return Generation(prompt_ids, prompt_mask, tokens, upto_eos.long(), logps * upto_eos, is_eos.any(-1))
+
+
+def build_engine(name: str, model: torch.nn.Module, eos_id: int, pad_id: int) -> RolloutEngine:
+    return ENGINES.get(name).obj(model, eos_id, pad_id)

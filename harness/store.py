@@ -1,0 +1,151 @@
+"""Local results store: one directory per run, the source of truth for reports.
+
+    <out_dir>/<run>/config.yaml     resolved config (plugin sections expanded)
+                   env.json        git commit, package versions, seed, threads, host, start time
+                   metrics.jsonl   one line per training step
+                   evals.jsonl     one line per evaluation point
+                   summary.json    status (running/complete/failed), final numbers
+                   checkpoint/     state.pt (+ the policy weights) of the last checkpoint
+
+Whole files are written atomically (temp file + rename). JSONL files are append-only; on resume they are cut
+back to the checkpoint's step, and a torn last line from a kill is dropped, so no row is lost or duplicated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "wandb", "math-verify", "pandas", "rlvr-harness")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a torn (unterminated or unparsable) last line is ignored."""
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # only the last line can be torn by a kill
+                break
+            raise ValueError(f"{path}:{i + 1}: corrupt row") from None
+    return rows
+
+
+def git_commit() -> dict:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    return {"commit": commit or None, "dirty": dirty}
+
+
+def environment(seed: int, threads: int) -> dict:
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "git": git_commit(),
+        "packages": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "seed": seed,
+        "threads": threads,
+        "argv": sys.argv,
+    }
+
+
+class RunStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.metrics_path = self.root / "metrics.jsonl"
+        self.evals_path = self.root / "evals.jsonl"
+        self.ckpt_dir = self.root / "checkpoint"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        p = self.root / "summary.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def write_summary(self, **fields: Any) -> None:
+        atomic_write(self.root / "summary.json", json.dumps({**self.summary(), **fields}, indent=2, default=float))
+
+    def stored_config(self) -> dict | None:
+        p = self.root / "config.yaml"
+        return yaml.safe_load(p.read_text()) if p.exists() else None
+
+    def start(self, config: dict, env: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        atomic_write(self.root / "env.json", json.dumps(env, indent=2))
+        self.write_summary(status="running")
+
+    # -- rows ----------------------------------------------------------------------------------------------------
+    def append(self, path: Path, row: dict) -> None:
+        with path.open("a") as f:
+            f.write(json.dumps(row, default=float) + "\n")
+            f.flush()
+
+    def log_step(self, row: dict) -> None:
+        self.append(self.metrics_path, row)
+
+    def log_eval(self, row: dict) -> None:
+        self.append(self.evals_path, row)
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only rows with row['step'] <= step (rows after the checkpoint will be recomputed)."""
+        for path in (self.metrics_path, self.evals_path):
+            rows = [r for r in read_jsonl(path) if r["step"] <= step]
+            atomic_write(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
+
+    def metrics(self) -> list[dict]:
+        return read_jsonl(self.metrics_path)
+
+    def evals(self) -> list[dict]:
+        return read_jsonl(self.evals_path)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        atomic_torch_save(state, self.ckpt_dir / "state.pt")
+
+    def load_checkpoint(self) -> dict | None:
+        p = self.ckpt_dir / "state.pt"
+        return torch.load(p, weights_only=False) if p.exists() else None

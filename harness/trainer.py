@@ -1,0 +1,334 @@
+"""The training loop: one readable step through the stages of DESIGN.md, a ledger, a store, resumable.
+
+    step:  collect (plan -> generate -> score) -> select -> advantages -> update -> after_step -> log
+
+Randomness is derived from (seed, step, stream) rather than carried in generator state, so a run resumed
+from a checkpoint draws exactly what the uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harness.config import ConfigError, RunConfig, to_dict
+from harness.ledger import Ledger
+from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
+from harness.registry import ALGORITHMS, TASKS, resolve_plugins
+from harness.rollouts import RolloutBatch, group_reward_stats
+from harness.sampler import build_engine
+from harness.store import RunStore, environment
+from harness.wandb_log import WandbMirror
+
+STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4, "pretrain": 5}
+EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
+
+
+def derive_seed(seed: int, step: int, stream: str) -> int:
+    """An independent 63-bit seed for each (run seed, step, purpose)."""
+    return int(np.random.SeedSequence([seed, step + 2, STREAMS[stream]]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k). c [M] -> [M]."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    out = torch.ones_like(c, dtype=torch.float64)
+    for i, ci in enumerate(c.tolist()):
+        if n - ci >= k:
+            out[i] = 1 - math.comb(n - ci, k) / math.comb(n, k)
+    return out
+
+
+@dataclass
+class StepContext:
+    """What the stages of one step may use."""
+
+    step: int
+    rng: np.random.Generator
+    trainer: Trainer
+
+    @property
+    def train_cfg(self):
+        return self.trainer.cfg.train
+
+    @property
+    def num_train_problems(self) -> int:
+        return len(self.trainer.train_problems)
+
+    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], purpose_seed: int = 0) -> RolloutBatch:
+        """Generate and score group_sizes[i] rollouts of train problem problem_idx[i]; charged to the ledger."""
+        return self.trainer.rollout(problem_idx, group_sizes, self.step, purpose_seed)
+
+    def discard(self, batch: RolloutBatch, purpose: str) -> None:
+        """Generated rollouts that will not be trained on, tagged with why (discarded, downsampled, ...)."""
+        self.trainer.ledger.tag(purpose, len(batch))
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, progress: bool = True):
+        self.cfg = cfg
+        self.progress = progress
+        self.algo_cfg, self.task_cfg = resolve_plugins(cfg)
+        torch.set_num_threads(cfg.threads)
+        self.task = TASKS.get(cfg.task).obj(self.task_cfg)
+        self.train_problems = self.task.problems("train")
+        self.eval_problems = self.task.problems("eval")[: cfg.budget.eval_prompts]
+        if cfg.budget.eval_prompts > len(self.task.problems("eval")):
+            raise ConfigError(f"budget.eval_prompts: {cfg.budget.eval_prompts} > task eval split size {len(self.task.problems('eval'))}")
+        if cfg.train.prompts_per_step > len(self.train_problems):
+            raise ConfigError(f"train.prompts_per_step: {cfg.train.prompts_per_step} > train split size {len(self.train_problems)}")
+        self.max_new_tokens = cfg.sampler.max_new_tokens or self.task.max_new_tokens
+        self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
+        self.policy = self._build_policy()
+        self.model = self.policy.model
+        self.model.train()
+        self.ref_model = None
+        if getattr(self.algo_cfg, "kl_coef", 0) > 0:
+            self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_id, self.policy.pad_id)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
+        )
+        self.ledger = Ledger(flops_per_token=2.0 * self.policy.non_embedding_params)
+        self.store = RunStore(Path(cfg.out_dir) / cfg.run_name)
+        self.prompt_cache = self.policy.encode([p.prompt for p in self.train_problems])
+        self.step = 0
+        self.next_eval = 0.0
+
+    def _build_policy(self) -> Policy:
+        if self.cfg.policy.path:
+            return load_policy(self.cfg.policy.path)
+        if self.cfg.policy.warm_start:
+            from harness.pretrain import warm_start
+
+            return load_policy(warm_start(self.cfg, progress=self.progress))
+        return embedded_policy(self.cfg.policy, self.cfg.seed)
+
+    # -- stages the algorithm calls back into -------------------------------------------------------------------
+    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], step: int, salt: int = 0) -> RolloutBatch:
+        prompts = [self.prompt_cache[i] for i, n in zip(problem_idx.tolist(), group_sizes) for _ in range(n)]
+        with self.ledger.phase("generate"):
+            gen = self.engine.generate(
+                prompts,
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.cfg.sampler.temperature,
+                top_p=self.cfg.sampler.top_p,
+                seed=derive_seed(self.cfg.seed, step, "sample") + salt,
+            )
+        self.ledger.charge_generation(len(prompts), int(gen.prompt_mask.sum()), int(gen.completion_mask.sum()))
+        rows = torch.repeat_interleave(problem_idx, torch.as_tensor(group_sizes))
+        with self.ledger.phase("score"):
+            texts = self.policy.decode(gen.completion_ids.tolist())
+            rewards = torch.tensor([self.task.score(self.train_problems[i], t) for i, t in zip(rows.tolist(), texts)])
+        B = len(prompts)
+        return RolloutBatch(
+            prompt_ids=gen.prompt_ids,
+            prompt_mask=gen.prompt_mask,
+            completion_ids=gen.completion_ids,
+            completion_mask=gen.completion_mask,
+            behav_logp=gen.logprobs,
+            rewards=rewards,
+            group_ids=torch.repeat_interleave(torch.arange(len(group_sizes)), torch.as_tensor(group_sizes)),
+            problem_idx=rows,
+            birth_step=torch.full((B,), step),
+            replayed=torch.zeros(B, dtype=torch.bool),
+            finished=gen.finished,
+        )
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, Any]:
+        t0, timed0 = time.perf_counter(), sum(self.ledger.seconds.values())
+        ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
+        batch = self.algo.collect(ctx)
+        with self.ledger.phase("select"):
+            batch = self.algo.select(ctx, batch)
+            fresh = int((~batch.replayed).sum())
+            self.ledger.tag("train", fresh)
+            self.ledger.rollouts_trained += len(batch)
+            self.ledger.rollouts_replayed += len(batch) - fresh
+            advantages = self.algo.advantages(batch)
+        with self.ledger.phase("update"):
+            stats = self.update(batch, advantages)
+        self.algo.after_step(ctx, batch)
+        self.step += 1
+        row = {
+            "step": self.step,
+            "rollouts": self.ledger.rollouts_generated,
+            "train/reward_mean": batch.rewards.mean().item(),
+            "train/adv_abs_mean": advantages.abs().mean().item(),
+            "train/completion_len": batch.completion_mask.sum(-1).float().mean().item(),
+            "train/truncated_frac": (~batch.finished).float().mean().item(),
+            "replay/frac": batch.replayed.float().mean().item(),
+            **group_reward_stats(batch.rewards, batch.group_ids),
+            **stats,
+        }
+        # whatever the step spent outside the timed phases (stage logic, bookkeeping) is overhead
+        elapsed = time.perf_counter() - t0
+        self.ledger.seconds["overhead"] += max(0.0, elapsed - (sum(self.ledger.seconds.values()) - timed0))
+        row.update(self.ledger.metrics())
+        row["time/step"] = elapsed
+        return row
+
+    def update(self, batch: RolloutBatch, advantages: torch.Tensor) -> dict[str, float]:
+        """PPO epochs over mini-batches of the selected batch. Returns mean diagnostics."""
+        tc, temp = self.cfg.train, self.cfg.sampler.temperature
+        seq_tokens = (batch.prompt_mask.sum(-1) + batch.completion_mask.sum(-1)).tolist()
+        multi_pass = tc.ppo_epochs * tc.minibatches > 1
+        old_logp = ref_logp = None
+        with torch.no_grad():
+            if multi_pass:  # pi_old must be frozen before the first update; a single pass can reuse its own forward
+                old_logp, _ = completion_logprobs(self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, temp)
+                self.ledger.charge_forward(sum(seq_tokens))
+            if self.ref_model is not None:
+                ref_logp, _ = completion_logprobs(self.ref_model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, temp)
+                self.ledger.charge_forward(sum(seq_tokens))
+        rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch"))
+        acc: dict[str, list[float]] = {}
+        want_entropy = getattr(self.algo_cfg, "entropy_coef", 0) > 0
+        for _ in range(tc.ppo_epochs):
+            order = torch.randperm(len(batch), generator=rng) if tc.minibatches > 1 else torch.arange(len(batch))
+            for rows in order.chunk(tc.minibatches):
+                mb = batch.index(rows)
+                logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy)
+                old = old_logp[rows] if multi_pass else logp.detach()
+                ref = ref_logp[rows] if ref_logp is not None else None
+                loss, stats = self.algo.loss(mb, advantages[rows], logp, old, ref, entropy, self.max_new_tokens)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"step {self.step}: loss is {loss.item()}")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip or float("inf"))
+                self.optimizer.step()
+                self.ledger.charge_training(sum(seq_tokens[i] for i in rows.tolist()))
+                for k, v in {"train/loss": loss.detach(), "grad/norm": norm, **stats}.items():
+                    acc.setdefault(k, []).append(float(v))
+        self.engine.sync_weights()
+        return {k: sum(v) / len(v) for k, v in acc.items()}
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Held-out accuracy: eval_prompts x eval_samples at the training temperature (recorded, not charged)."""
+        n = self.cfg.budget.eval_samples
+        prompts = self.policy.encode([p.prompt for p in self.eval_problems])
+        with self.ledger.phase("eval"):
+            gen = self.engine.generate(
+                [p for p in prompts for _ in range(n)],
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.cfg.sampler.temperature,
+                top_p=self.cfg.sampler.top_p,
+                seed=derive_seed(self.cfg.seed, EVAL_STEP, "eval"),
+            )
+            texts = self.policy.decode(gen.completion_ids.tolist())
+            rewards = torch.tensor([self.task.score(self.eval_problems[i // n], t) for i, t in enumerate(texts)])
+        self.ledger.record_eval(len(texts), int(gen.prompt_mask.sum() + gen.completion_mask.sum()))
+        correct = (rewards.view(-1, n) >= 1.0).sum(-1)
+        out = {"eval/accuracy": (rewards >= 1.0).float().mean().item(), "eval/reward_mean": rewards.mean().item()}
+        for k in sorted({1, 2, 4, n} & set(range(1, n + 1))):
+            out[f"eval/pass@{k}"] = pass_at_k(n, correct, k).mean().item()
+        out["eval/mixed_group_frac"] = ((correct > 0) & (correct < n)).float().mean().item()
+        return out
+
+    def _eval_point(self, budget_point: float) -> dict:
+        row = {
+            "step": self.step,
+            "budget_point": budget_point,
+            "unit": self.cfg.budget.unit,
+            "rollouts": self.ledger.rollouts_generated,
+            "tokens": self.ledger.tokens_generated,
+            "flops": self.ledger.flops,
+            "seconds": self.ledger.charged_seconds,
+            **self.evaluate(),
+        }
+        self.store.log_eval(row)
+        return row
+
+    # -- checkpointing -------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "next_eval": self.next_eval,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ledger": self.ledger.state_dict(),
+            "algo": self.algo.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.next_eval = state["next_eval"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.ledger = Ledger.from_state(state["ledger"])
+        self.algo.load_state_dict(state["algo"])
+        self.engine.sync_weights()
+
+    def resolved_config(self) -> dict:
+        return {**to_dict(self.cfg), "algo_args": to_dict(self.algo_cfg), "task_args": to_dict(self.task_cfg)}
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        b = self.cfg.budget
+        config = self.resolved_config()
+        env = environment(self.cfg.seed, self.cfg.threads)
+        stored = self.store.stored_config()
+        if stored is not None and stored != config:
+            raise ConfigError(f"{self.store.root}: holds a run with a different config; choose another name or out_dir")
+        if self.store.summary().get("status") == "complete":
+            return self.store.summary()
+        state = self.store.load_checkpoint()
+        if state is not None:
+            self.load_state_dict(state)
+            self.store.truncate_after(self.step)
+        else:
+            self.store.truncate_after(-1)
+        self.store.start(config, env)
+        mirror = WandbMirror(self.cfg.wandb, self.store.root, config, env)
+        bar = tqdm(total=b.amount, unit=b.unit[:-1] if b.unit.endswith("s") else b.unit, disable=not self.progress, desc=self.cfg.run_name)
+        bar.update(min(self.ledger.spent(b.unit), b.amount))
+        last_eval: dict = {}
+        try:
+            while True:
+                spent = self.ledger.spent(b.unit)
+                while spent >= self.next_eval and self.next_eval <= b.amount:
+                    last_eval = self._eval_point(self.next_eval)
+                    mirror.log(last_eval)
+                    bar.set_postfix(acc=f"{last_eval['eval/accuracy']:.3f}")
+                    self.next_eval += b.eval_every
+                if spent >= b.amount or (b.max_steps is not None and self.step >= b.max_steps):
+                    break
+                row = self.train_step()
+                self.store.log_step(row)
+                mirror.log(row)
+                bar.update(min(self.ledger.spent(b.unit), b.amount) - bar.n)
+                if self.step % self.cfg.train.checkpoint_every == 0:
+                    self.store.save_checkpoint(self.state_dict())
+            if not last_eval or last_eval["step"] != self.step:  # always end on an evaluation
+                last_eval = self._eval_point(min(self.ledger.spent(b.unit), b.amount))
+                mirror.log(last_eval)
+        except BaseException as e:
+            self.store.write_summary(status="failed", error=f"{type(e).__name__}: {e}", step=self.step)
+            mirror.finish()
+            bar.close()
+            raise
+        bar.close()
+        self.store.save_checkpoint(self.state_dict())
+        first = self.store.evals()[0]
+        final = {
+            "status": "complete",
+            "step": self.step,
+            "final_accuracy": last_eval["eval/accuracy"],
+            "initial_accuracy": first["eval/accuracy"],
+            **{k: v for k, v in self.ledger.metrics().items()},
+        }
+        self.store.write_summary(**final)
+        mirror.finish(final)
+        return self.store.summary()

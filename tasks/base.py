@@ -1,0 +1,83 @@
+"""What every task plugin provides: deterministic problems by split and index, an oracle answer, a verifier."""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import ConfigError, doc
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str  # text the policy continues
+    answer: str  # one oracle completion (the supervised warm-start target); scores 1.0
+    difficulty: dict  # the knobs that produced this problem, recorded per prompt
+    meta: dict = field(default_factory=dict)  # whatever the verifier needs (numbers, target, gold answer)
+
+
+@dataclass
+class SplitConfig:
+    """Mixed into every task config: dataset sizes and the data seed (independent of the run seed)."""
+
+    train_size: int = doc("Distinct training problems.", 4000)
+    eval_size: int = doc("Distinct held-out problems (disjoint from train by construction).", 256)
+    data_seed: int = doc("Seed of the problem generator; the same data for every run seed.", 0)
+
+    def validate(self) -> None:
+        if self.train_size <= 0 or self.eval_size <= 0:
+            raise ConfigError("task_args.train_size / eval_size: must be > 0")
+
+
+def _is_eval(prompt: str) -> bool:
+    """Stable 1-in-8 hash split: a prompt belongs to exactly one split whatever the sizes or seeds."""
+    return hashlib.blake2b(prompt.encode(), digest_size=8).digest()[0] % 8 == 0
+
+
+class Task:
+    """Base class. Subclasses set `name`, `max_new_tokens` and implement `generate(rng)` and `score`."""
+
+    name = "task"
+    max_new_tokens = 16
+    max_attempts_per_item = 200  # generator draws allowed per requested problem before we call the space exhausted
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self.splits = self._build_splits()
+
+    def generate(self, rng: random.Random) -> Problem:
+        raise NotImplementedError
+
+    def score(self, problem: Problem, completion: str) -> float:
+        """Reward of one completion in [0, 1]; must never raise, whatever the text."""
+        raise NotImplementedError
+
+    def _build_splits(self) -> dict[str, list[Problem]]:
+        want = {"train": self.cfg.train_size, "eval": self.cfg.eval_size}
+        out: dict[str, list[Problem]] = {"train": [], "eval": []}
+        seen: set[str] = set()
+        index = 0
+        limit = self.max_attempts_per_item * (want["train"] + want["eval"])
+        while any(len(out[s]) < want[s] for s in out):
+            if index >= limit:
+                raise ConfigError(
+                    f"task_args: only {len(out['train'])} train / {len(out['eval'])} eval distinct problems exist "
+                    f"for these difficulty knobs; lower train_size/eval_size or widen the knobs"
+                )
+            p = self.generate(random.Random(self.cfg.data_seed * 1_000_003 + index))  # Random(seed + index)
+            index += 1
+            if p.prompt in seen:
+                continue
+            seen.add(p.prompt)
+            split = "eval" if _is_eval(p.prompt) else "train"
+            if len(out[split]) < want[split]:
+                out[split].append(p)
+        return out
+
+    def problems(self, split: str) -> list[Problem]:
+        return self.splits[split]

@@ -1,0 +1,166 @@
+"""Short real runs through the whole step: learning, determinism, resume, ledger consistency, store, W&B."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, tiny_run_config
+from harness.trainer import Trainer, pass_at_k
+
+
+def learning(rows):
+    """Rows without wall-clock fields: what must be bit-identical between runs."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "seconds"} for r in rows]
+
+
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_short_run_writes_a_complete_store(tmp_path, task):
+    cfg = tiny_run_config(tmp_path, f"task={task}")
+    summary = Trainer(cfg, progress=False).run()
+    root = tmp_path / cfg.run_name
+    assert summary["status"] == "complete"
+    assert {"config.yaml", "env.json", "metrics.jsonl", "evals.jsonl", "summary.json", "checkpoint"} <= {p.name for p in root.iterdir()}
+    env = json.loads((root / "env.json").read_text())
+    assert env["seed"] == 0 and env["packages"]["torch"].startswith("2.13") and "commit" in env["git"]
+    evals = [json.loads(x) for x in (root / "evals.jsonl").read_text().splitlines()]
+    assert [e["budget_point"] for e in evals] == [0, 48, 96]  # fixed budget points, aligned across algorithms
+    assert summary["ledger/rollouts"] == 96
+
+
+def test_same_seed_is_bit_identical_and_seed_matters(tmp_path):
+    runs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        cfg = tiny_run_config(tmp_path, f"name={name}", f"seed={seed}", "task=countdown")
+        t = Trainer(cfg, progress=False)
+        t.run()
+        runs.append((learning(t.store.metrics()), learning(t.store.evals()), t.model.state_dict()))
+    (ma, ea, wa), (mb, eb, wb), (mc, _, _) = runs
+    assert ma == mb and ea == eb
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert ma != mc
+
+
+def test_ledger_adds_up(tmp_path):
+    cfg = tiny_run_config(tmp_path, "train.ppo_epochs=2", "train.minibatches=2", "algo_args.kl_coef=0.01")
+    t = Trainer(cfg, progress=False)
+    t.run()
+    led, rows = t.ledger, t.store.metrics()
+    n = t.policy.non_embedding_params
+    assert led.rollouts_generated == sum(led.rollouts_by_purpose.values()) == 96
+    assert led.tokens_generated == led.prompt_tokens_generated + led.completion_tokens_generated
+    # every step forwards its batch twice without grad (old log-probs, reference) and trains on it twice
+    assert led.tokens_forwarded == 2 * led.tokens_generated
+    assert led.tokens_trained == 2 * led.tokens_generated
+    assert led.flops == pytest.approx(2 * n * (led.tokens_generated + led.tokens_forwarded) + 6 * n * led.tokens_trained)
+    # per-step rows are cumulative and consistent with the final ledger
+    assert [r["ledger/rollouts"] for r in rows] == [16 * (i + 1) for i in range(len(rows))]
+    assert rows[-1]["ledger/flops"] == led.flops
+    # wall-clock by phase covers the step
+    for r in rows:
+        assert r["time/generate"] > 0 and r["time/update"] > 0
+    assert sum(led.seconds[p] for p in ("generate", "score", "select", "update", "overhead")) == pytest.approx(led.charged_seconds)
+    assert led.eval_rollouts == 3 * 8 * 2 and "eval" not in [k for k in led.rollouts_by_purpose]
+
+
+def test_budget_in_other_units(tmp_path):
+    cfg = tiny_run_config(tmp_path, "budget.unit=tokens", "budget.amount=2000", "budget.eval_every=1000")
+    t = Trainer(cfg, progress=False)
+    t.run()
+    assert 2000 <= t.ledger.tokens_generated < 2000 + 16 * 40
+    assert [e["budget_point"] for e in t.store.evals()][:3] == [0, 1000, 2000]
+
+
+def test_crash_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    full = Trainer(tiny_run_config(tmp_path, "name=full", "train.checkpoint_every=2"), progress=False)
+    full.run()
+
+    crashing = Trainer(tiny_run_config(tmp_path, "name=resumed", "train.checkpoint_every=2"), progress=False)
+    real_step = crashing.train_step
+
+    def step_then_crash():
+        if crashing.step == 3:  # after the step-2 checkpoint, with a step-3 row already written
+            raise KeyboardInterrupt("simulated crash")
+        return real_step()
+
+    monkeypatch.setattr(crashing, "train_step", step_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run()
+    assert crashing.store.summary()["status"] == "failed"
+
+    resumed = Trainer(tiny_run_config(tmp_path, "name=resumed", "train.checkpoint_every=2"), progress=False)
+    assert resumed.run()["status"] == "complete"
+    assert learning(resumed.store.metrics()) == learning(full.store.metrics())
+    assert learning(resumed.store.evals()) == learning(full.store.evals())
+    # a finished run is not run again
+    assert Trainer(tiny_run_config(tmp_path, "name=resumed", "train.checkpoint_every=2"), progress=False).run()["status"] == "complete"
+
+
+def test_sigkill_then_rerun_completes_without_duplicates(tmp_path):
+    args = [sys.executable, "-m", "harness.cli", "run", "-q", *TINY, "policy.warm_start=false", f"out_dir={tmp_path}",
+            "name=k", "threads=1", "train.prompts_per_step=4", "train.group_size=4", "budget.amount=2000",
+            "budget.eval_every=1000", "budget.eval_prompts=8", "budget.eval_samples=2", "wandb.mode=disabled",
+            "train.checkpoint_every=3", "task_args.train_size=200", "task_args.eval_size=16"]
+    metrics = tmp_path / "k" / "metrics.jsonl"
+    proc = subprocess.Popen(args, cwd=Path(__file__).parent.parent)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 20):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(args, cwd=Path(__file__).parent.parent, capture_output=True).returncode == 0
+    steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 2000 // 16 + (2000 % 16 > 0)
+
+
+def test_wrong_config_for_existing_run_is_refused(tmp_path):
+    Trainer(tiny_run_config(tmp_path, "name=x"), progress=False).run()
+    with pytest.raises(Exception, match="different config"):
+        Trainer(tiny_run_config(tmp_path, "name=x", "train.lr=0.5"), progress=False).run()
+
+
+def test_wandb_offline_mirror(tmp_path):
+    cfg = tiny_run_config(tmp_path, "wandb.mode=offline")
+    Trainer(cfg, progress=False).run()
+    root = tmp_path / cfg.run_name
+    assert (root / "wandb_id").exists()
+    assert list((root / "wandb-files").rglob("*.wandb")), "offline run file written"
+
+
+def test_nan_loss_raises_and_is_recorded(tmp_path, monkeypatch):
+    t = Trainer(tiny_run_config(tmp_path), progress=False)
+    monkeypatch.setattr(t.algo, "advantages", lambda batch: torch.full((len(batch),), float("nan")))
+    with pytest.raises(FloatingPointError):
+        t.run()
+    assert t.store.summary()["status"] == "failed" and "FloatingPointError" in t.store.summary()["error"]
+
+
+def test_pass_at_k_estimator():
+    c = torch.tensor([0, 1, 2, 4])
+    assert torch.allclose(pass_at_k(4, c, 1), c.double() / 4)
+    assert torch.allclose(pass_at_k(4, c, 4), torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    assert pass_at_k(4, torch.tensor([1]), 2).item() == pytest.approx(1 - 3 / 6)
+
+
+@pytest.mark.slow
+def test_warm_start_then_grpo_learns(tmp_path, monkeypatch):
+    """Single-digit addition: a short cached warm start lands in the band, then GRPO raises accuracy."""
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_run_config(
+        tmp_path, "task=arithmetic", "task_args.min_digits=1", "task_args.max_digits=1", "task_args.train_size=80",
+        "task_args.eval_size=12", "budget.eval_prompts=12", "budget.eval_samples=8", "budget.amount=8000",
+        "budget.eval_every=4000", "train.prompts_per_step=16", "train.group_size=8", "train.lr=1e-3",
+        "policy.warm_start=true", "pretrain.steps=600", "pretrain.batch_size=32", "pretrain.check_every=25",
+        "pretrain.min_steps=25", "pretrain.band=[0.15,0.5]", "pretrain.check_prompts=12",
+    )
+    from harness.pretrain import warm_start, warm_start_report
+
+    report = warm_start_report(warm_start(cfg, progress=False))
+    assert report["in_band"] and report["chosen"]["mixed_frac"] > 0, report["history"]
+    s = Trainer(cfg, progress=False).run()
+    assert s["final_accuracy"] >= s["initial_accuracy"] + 0.15, s
