@@ -1,0 +1,74 @@
+"""Throughput of our KV-cache sampler vs `model.generate` on the same model, prompts and batch.
+
+    python bench/sampler.py [--batch 256] [--max-new 32] [--warm-start-task arithmetic] [--repeats 5]
+
+Prints sequences/s for both and the ratio, for (a) the untrained embedded model (no row ever stops early:
+the worst case for us) and (b) the cached warm start of a task, if present (rows stop at EOS, as in RL).
+Both engines sample at T=1, top-p 1, and stop when every row has emitted EOS.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from transformers.utils import logging as hf_logging
+
+from harness.config import load_config
+from harness.policy import embedded_policy, left_pad, load_policy
+from harness.pretrain import warm_start_dir
+from harness.registry import TASKS, resolve_plugins
+from harness.sampler import TorchSampler
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def compare(policy, prompts, max_new: int, repeats: int) -> tuple[float, float, float]:
+    ours = TorchSampler(policy.model, policy.eos_id, policy.pad_id)
+    t_ours = best_of(lambda: ours.generate(prompts, max_new_tokens=max_new, seed=0), repeats)
+    ids, mask = left_pad(prompts, policy.pad_id)
+    gen_kwargs = dict(do_sample=True, max_new_tokens=max_new, temperature=1.0, top_p=1.0, top_k=0,
+                      pad_token_id=policy.pad_id, eos_token_id=policy.eos_id)
+    with torch.no_grad():
+        t_hf = best_of(lambda: policy.model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs), repeats)
+    n = len(prompts)
+    return n / t_ours, n / t_hf, t_hf / t_ours
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--max-new", type=int, default=32)
+    ap.add_argument("--warm-start-task", default="arithmetic")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    hf_logging.disable_progress_bar()
+    cfg = load_config(None, [f"task={args.warm_start_task}"])
+    _, task_cfg = resolve_plugins(cfg)
+    task = TASKS.get(cfg.task).obj(task_cfg)
+    texts = [p.prompt for p in task.problems("train")[: args.batch]]
+    cases = [("untrained embedded model", embedded_policy(cfg.policy, seed=0))]
+    path = warm_start_dir(cfg)
+    if (path / "meta.json").exists():
+        cases.append((f"warm start ({cfg.task})", load_policy(path)))
+    else:
+        print(f"(no cached warm start for {cfg.task}: run `rlvr pretrain task={cfg.task}` for the RL-realistic case)")
+    print(f"batch {args.batch}, max_new_tokens {args.max_new}, {args.threads} threads, best of {args.repeats}")
+    for name, policy in cases:
+        prompts = policy.encode(texts)
+        ours, hf, ratio = compare(policy, prompts, args.max_new, args.repeats)
+        print(f"{name:<28} ours {ours:8.0f} seq/s   generate {hf:8.0f} seq/s   ratio {ratio:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
