@@ -41,6 +41,7 @@ class PolicyConfig:
     intermediate_size: int = doc("Embedded model: MLP width.", 512)
     max_positions: int = doc("Embedded model: longest prompt + completion in tokens.", 128)
     warm_start: bool = doc("Embedded model: start RL from the cached supervised warm start (built when missing).", True)
+    device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
 
     def validate(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions"):
@@ -354,10 +355,17 @@ def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     return data, _yaml_lines(text)
 
 
-def _locate(err: ConfigError, path: Path, lines: dict[str, int]) -> ConfigError:
+def _mentions(msg: str, key: str) -> bool:
+    return f"'{key}'" in msg or msg.startswith(f"{key}:") or f" {key}:" in msg
+
+
+def _with_location(err: ConfigError, path: Path, file_lines: dict[str, int], cli_keys: list[str]) -> ConfigError:
+    """Prefix `file:line` when the offending key came from the YAML file rather than the command line."""
     msg = str(err)
-    best = max((k for k in lines if f"'{k}'" in msg or msg.startswith(f"{k}:") or f"'{k}." in msg), key=len, default=None)
-    return ConfigError(f"{path}:{lines[best]}: {msg}") if best else ConfigError(f"{path}: {msg}")
+    if any(_mentions(msg, k) for k in cli_keys):
+        return err
+    key = max((k for k in file_lines if _mentions(msg, k)), key=len, default=None)
+    return ConfigError(f"{path}:{file_lines[key]}: {msg}" if key else f"{path}: {msg}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -367,7 +375,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         data, lines = read_yaml(path)
     override_data = parse_overrides(overrides or [])
-    file_keys = set(lines)
     try:
         cfg = from_dict(RunConfig, deep_merge(data, override_data))
         cfg.validate()
@@ -375,11 +382,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
         resolve_plugins(cfg)
     except ConfigError as e:
-        # Blame the file only when the offending key came from it rather than the command line.
-        if path is not None and not any(f"'{k}" in str(e) or str(e).startswith(k) for k in _flat_keys(override_data)):
-            if any(k in str(e) for k in file_keys):
-                raise _locate(e, Path(path), lines) from None
-        raise
+        if path is None:
+            raise
+        raise _with_location(e, Path(path), lines, _flat_keys(override_data)) from None
     return cfg
 
 

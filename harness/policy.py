@@ -4,6 +4,7 @@ Also the one function the trainer uses to score sequences: `completion_logprobs`
 """
 from __future__ import annotations
 
+import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,14 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Any local transformers causal LM checkpoint with its tokenizer (no hub access)."""
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tok_cfg = Path(path) / "tokenizer_config.json"
+    tok_class = json.loads(tok_cfg.read_text()).get("tokenizer_class") if tok_cfg.exists() else None
+    if tok_class in (None, "TokenizersBackend", "PreTrainedTokenizerFast"):
+        # A plain tokenizer.json (ours): AutoTokenizer would pick the model type's tokenizer class
+        # (Qwen2Tokenizer for our Qwen2) and rebuild its pre-tokenizer, silently dropping spaces.
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -128,8 +136,12 @@ def completion_logprobs(
 
     prompt_ids/mask [B, P] left-padded; completion_ids/mask [B, L] right-padded.
     Returns logp [B, L] (0 where masked) and, if asked, the entropy of the full next-token distribution [B, L].
-    Logits are divided by `temperature`, matching the sampler's behaviour log-probs.
+    Logits are divided by `temperature`, matching the sampler's behaviour log-probs. Outputs live on the model's device.
     """
+    dev = next(model.parameters()).device
+    prompt_ids, prompt_mask, completion_ids, completion_mask = (
+        x.to(dev) for x in (prompt_ids, prompt_mask, completion_ids, completion_mask)
+    )
     ids = torch.cat([prompt_ids, completion_ids], 1)
     mask = torch.cat([prompt_mask, completion_mask], 1)
     P = prompt_ids.shape[1]

@@ -31,7 +31,8 @@ def cache_root() -> Path:
 
 def warm_start_dir(cfg: RunConfig) -> Path:
     _, task_cfg = resolve_plugins(cfg)
-    key = config_hash(cfg.policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
+    policy = {k: v for k, v in to_dict(cfg.policy).items() if k != "device"}  # the device does not change the weights
+    key = config_hash(policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"
 
 

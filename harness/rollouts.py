@@ -48,6 +48,9 @@ class RolloutBatch:
     def completion_tokens(self) -> int:
         return int(self.completion_mask.sum())
 
+    def to(self, device: torch.device | str) -> RolloutBatch:
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
     def index(self, rows: torch.Tensor) -> RolloutBatch:
         """Sub-batch of `rows` (long indices or bool mask); group ids renumbered to 0..G'-1 in order."""
         sub = replace(self, **{f.name: getattr(self, f.name)[rows] for f in fields(self)})

@@ -106,8 +106,9 @@ class _StaticCacheDecoder:
             self.fused.append((qkv, bias, torch.cat([m.gate_proj.weight, m.up_proj.weight])))
         dtype = self.inner.embed_tokens.weight.dtype
         shape = (len(self.inner.layers), batch, cfg.num_key_value_heads, max_len, self.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
+        dev = self.inner.embed_tokens.weight.device
+        self.k = torch.zeros(shape, dtype=dtype, device=dev)
+        self.v = torch.zeros(shape, dtype=dtype, device=dev)
 
     def keep(self, rows: torch.Tensor) -> None:
         self.k, self.v = self.k[:, rows], self.v[:, rows]
@@ -172,31 +173,33 @@ class TorchSampler:
             self.model.train(was_training)
 
     def _generate(self, prompts, max_new_tokens, temperature, top_p, seed) -> Generation:
-        gen = torch.Generator().manual_seed(seed)
-        prompt_ids, prompt_mask = left_pad(prompts, self.pad_id)
+        dev = next(self.model.parameters()).device
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        cpu_ids, cpu_mask = left_pad(prompts, self.pad_id)
+        prompt_ids, prompt_mask = cpu_ids.to(dev), cpu_mask.to(dev)
         B, P = prompt_ids.shape
         T = P + max_new_tokens
-        key_valid = torch.zeros(B, T, dtype=torch.bool)
+        key_valid = torch.zeros(B, T, dtype=torch.bool, device=dev)
         key_valid[:, :P] = prompt_mask.bool()
         pos = positions(prompt_mask)
         if self.fast:
             dec = _StaticCacheDecoder(self.model, B, T)
             # causal & not-pad; each query may also see itself so pad rows never softmax over nothing
-            causal = torch.ones(P, P, dtype=torch.bool).tril()
-            mask = ((causal & key_valid[:, None, :P]) | torch.eye(P, dtype=torch.bool))[:, None]
+            causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
+            mask = ((causal & key_valid[:, None, :P]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
             logits = dec.forward(prompt_ids, pos, 0, mask)
         else:
             dec = _HFCacheDecoder(self.model)
             logits = dec.forward(prompt_ids, pos, prompt_mask)
         next_pos = pos[:, -1:] + 1
-        tokens = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long)
-        logps = torch.zeros(B, max_new_tokens)
-        rows = torch.arange(B)  # original indices of the rows the decoder still holds
-        ended = torch.zeros(B, dtype=torch.bool)
+        tokens = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long, device=dev)
+        logps = torch.zeros(B, max_new_tokens, device=dev)
+        rows = torch.arange(B, device=dev)  # original indices of the rows the decoder still holds
+        ended = torch.zeros(B, dtype=torch.bool, device=dev)
         steps = 0
         for t in range(max_new_tokens):
             # Noise is drawn for all B rows every step, so a row's tokens never depend on which others ended.
-            uniform = torch.rand((B, logits.shape[-1]), generator=gen)[rows]
+            uniform = torch.rand((B, logits.shape[-1]), generator=gen, device=dev)[rows]
             tok, lp = sample_next(logits, temperature, top_p, uniform)
             tokens[rows, t], logps[rows, t] = tok, lp
             ended[rows] |= tok == self.eos_id
@@ -219,7 +222,8 @@ class TorchSampler:
         is_eos = (tokens == self.eos_id).long()
         upto_eos = (is_eos.cumsum(-1) - is_eos) == 0  # tokens up to and including the first EOS
         tokens = tokens.masked_fill(~upto_eos, self.pad_id)
-        return Generation(prompt_ids, prompt_mask, tokens, upto_eos.long(), logps * upto_eos, is_eos.any(-1))
+        out = (tokens, upto_eos.long(), logps * upto_eos, is_eos.any(-1))
+        return Generation(cpu_ids, cpu_mask, *(x.cpu() for x in out))
 
 
 def build_engine(name: str, model: torch.nn.Module, eos_id: int, pad_id: int) -> RolloutEngine:

@@ -148,4 +148,4 @@ class RunStore:
 
     def load_checkpoint(self) -> dict | None:
         p = self.ckpt_dir / "state.pt"
-        return torch.load(p, weights_only=False) if p.exists() else None
+        return torch.load(p, weights_only=False, map_location="cpu") if p.exists() else None

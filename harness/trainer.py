@@ -31,9 +31,10 @@ STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4, "pretrain": 5}
 EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
 
 
-def derive_seed(seed: int, step: int, stream: str) -> int:
-    """An independent 63-bit seed for each (run seed, step, purpose)."""
-    return int(np.random.SeedSequence([seed, step + 2, STREAMS[stream]]).generate_state(1, dtype=np.uint64)[0] >> 1)
+def derive_seed(seed: int, step: int, stream: str, round_index: int = 0) -> int:
+    """An independent 63-bit seed for each (run seed, step, purpose, generation round within the step)."""
+    entropy = [seed, step + 2, STREAMS[stream], round_index]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
@@ -63,9 +64,10 @@ class StepContext:
     def num_train_problems(self) -> int:
         return len(self.trainer.train_problems)
 
-    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], purpose_seed: int = 0) -> RolloutBatch:
-        """Generate and score group_sizes[i] rollouts of train problem problem_idx[i]; charged to the ledger."""
-        return self.trainer.rollout(problem_idx, group_sizes, self.step, purpose_seed)
+    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], round_index: int = 0) -> RolloutBatch:
+        """Generate and score group_sizes[i] rollouts of train problem problem_idx[i]; charged to the ledger.
+        Methods that generate several times in one step (DAPO re-sampling) pass a new round_index each time."""
+        return self.trainer.rollout(problem_idx, group_sizes, self.step, round_index)
 
     def discard(self, batch: RolloutBatch, purpose: str) -> None:
         """Generated rollouts that will not be trained on, tagged with why (discarded, downsampled, ...)."""
@@ -88,7 +90,8 @@ class Trainer:
         self.max_new_tokens = cfg.sampler.max_new_tokens or self.task.max_new_tokens
         self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
         self.policy = self._build_policy()
-        self.model = self.policy.model
+        self.device = torch.device(cfg.policy.device)
+        self.model = self.policy.model.to(self.device)
         self.model.train()
         self.ref_model = None
         if getattr(self.algo_cfg, "kl_coef", 0) > 0:
@@ -113,7 +116,7 @@ class Trainer:
         return embedded_policy(self.cfg.policy, self.cfg.seed)
 
     # -- stages the algorithm calls back into -------------------------------------------------------------------
-    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], step: int, salt: int = 0) -> RolloutBatch:
+    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], step: int, round_index: int = 0) -> RolloutBatch:
         prompts = [self.prompt_cache[i] for i, n in zip(problem_idx.tolist(), group_sizes) for _ in range(n)]
         with self.ledger.phase("generate"):
             gen = self.engine.generate(
@@ -121,7 +124,7 @@ class Trainer:
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.cfg.sampler.temperature,
                 top_p=self.cfg.sampler.top_p,
-                seed=derive_seed(self.cfg.seed, step, "sample") + salt,
+                seed=derive_seed(self.cfg.seed, step, "sample", round_index),
             )
         self.ledger.charge_generation(len(prompts), int(gen.prompt_mask.sum()), int(gen.completion_mask.sum()))
         rows = torch.repeat_interleave(problem_idx, torch.as_tensor(group_sizes))
@@ -196,11 +199,11 @@ class Trainer:
         for _ in range(tc.ppo_epochs):
             order = torch.randperm(len(batch), generator=rng) if tc.minibatches > 1 else torch.arange(len(batch))
             for rows in order.chunk(tc.minibatches):
-                mb = batch.index(rows)
+                mb = batch.index(rows).to(self.device)
                 logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy)
                 old = old_logp[rows] if multi_pass else logp.detach()
                 ref = ref_logp[rows] if ref_logp is not None else None
-                loss, stats = self.algo.loss(mb, advantages[rows], logp, old, ref, entropy, self.max_new_tokens)
+                loss, stats = self.algo.loss(mb, advantages[rows].to(self.device), logp, old, ref, entropy, self.max_new_tokens)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"step {self.step}: loss is {loss.item()}")
                 self.optimizer.zero_grad(set_to_none=True)

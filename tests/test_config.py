@@ -57,3 +57,11 @@ def test_yaml_and_cli_merge(tmp_path):
 def test_every_field_is_documented():
     lines = describe(RunConfig)
     assert lines and all(line.split("#", 1)[1].strip() for line in lines)
+
+
+def test_cli_errors_are_not_blamed_on_the_file(tmp_path):
+    p = tmp_path / "run.yaml"
+    p.write_text("algo: grpo\ntrain:\n  lr: 0.001\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, ["train.lr=oops"])
+    assert str(e.value) == "train.lr: expected float, got 'oops'"
