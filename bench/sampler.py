@@ -3,7 +3,8 @@
     python bench/sampler.py [--batch 256] [--max-new 32] [--warm-start-task arithmetic] [--repeats 5]
 
 Prints sequences/s for both and the ratio, for (a) the untrained embedded model (no row ever stops early:
-the worst case for us) and (b) the cached warm start of a task, if present (rows stop at EOS, as in RL).
+the worst case for us) and (b) the cached warm start of a task, if present (rows stop at EOS, as in RL);
+each with 256 distinct prompts and with the RL layout (32 prompts x 8 samples each).
 Both engines sample at T=1, top-p 1, and stop when every row has emitted EOS.
 """
 from __future__ import annotations
@@ -50,13 +51,20 @@ def main() -> None:
     ap.add_argument("--warm-start-task", default="arithmetic")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--group-size", type=int, default=8, help="the RL batch: batch/group_size prompts x group_size samples")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()
     cfg = load_config(None, [f"task={args.warm_start_task}"])
     _, task_cfg = resolve_plugins(cfg)
     task = TASKS.get(cfg.task).obj(task_cfg)
-    texts = [p.prompt for p in task.problems("train")[: args.batch]]
+    problems = task.problems("train")
+    layouts = {
+        "distinct prompts": [p.prompt for p in problems[: args.batch]],
+        f"{args.batch // args.group_size} prompts x {args.group_size}": [
+            p.prompt for p in problems[: args.batch // args.group_size] for _ in range(args.group_size)
+        ],
+    }
     cases = [("untrained embedded model", embedded_policy(cfg.policy, seed=0))]
     path = warm_start_dir(cfg)
     if (path / "meta.json").exists():
@@ -65,9 +73,9 @@ def main() -> None:
         print(f"(no cached warm start for {cfg.task}: run `rlvr pretrain task={cfg.task}` for the RL-realistic case)")
     print(f"batch {args.batch}, max_new_tokens {args.max_new}, {args.threads} threads, best of {args.repeats}")
     for name, policy in cases:
-        prompts = policy.encode(texts)
-        ours, hf, ratio = compare(policy, prompts, args.max_new, args.repeats)
-        print(f"{name:<28} ours {ours:8.0f} seq/s   generate {hf:8.0f} seq/s   ratio {ratio:5.2f}x")
+        for layout, texts in layouts.items():
+            ours, hf, ratio = compare(policy, policy.encode(texts), args.max_new, args.repeats)
+            print(f"{name:<26} {layout:<17} ours {ours:6.0f} seq/s   generate {hf:6.0f} seq/s   ratio {ratio:5.2f}x")
 
 
 if __name__ == "__main__":

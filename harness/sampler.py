@@ -86,7 +86,7 @@ class _StaticCacheDecoder:
     """Prefill + one-token decode steps over a preallocated KV cache for Llama-family models.
 
     Per layer the q/k/v and gate/up projections run as one matmul each (weights concatenated once per call),
-    and rows whose completion has ended are dropped from the batch (`keep`), so short answers cost less.
+    and rows whose completion has ended are dropped from the batch (`take_rows`), so short answers cost less.
     """
 
     def __init__(self, model: torch.nn.Module, batch: int, max_len: int):
@@ -110,8 +110,31 @@ class _StaticCacheDecoder:
         self.k = torch.zeros(shape, dtype=dtype, device=dev)
         self.v = torch.zeros(shape, dtype=dtype, device=dev)
 
-    def keep(self, rows: torch.Tensor) -> None:
+    def take_rows(self, rows: torch.Tensor) -> None:
+        """Keep (or repeat) cache rows: drop finished rows, or expand shared prompts to their samples."""
         self.k, self.v = self.k[:, rows], self.v[:, rows]
+
+    @staticmethod
+    def _norm(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The model's RMSNorm as one fused op (the module's own forward is six) for float32 models."""
+        eps = getattr(module, "variance_epsilon", None)
+        if eps is None or x.dtype != torch.float32:
+            return module(x)
+        return F.rms_norm(x, (x.shape[-1],), module.weight, eps)
+
+    @staticmethod
+    def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+        """q [B, H, S, D], k/v [B, Hkv, T, D], mask [B, 1, S, T] bool -> [B, H, S, D].
+
+        One-token decode steps use two batched matmuls with the query heads of a KV group stacked: on CPU this
+        is ~1.6x faster than the fused kernel, which copies the sliced (non-contiguous) cache on every call."""
+        B, H, S, D = q.shape
+        Hkv = k.shape[1]
+        if S > 1:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=Hkv != H)
+        qg = q.view(B, Hkv, H // Hkv, D)
+        scores = torch.matmul(qg, k.transpose(-1, -2)).mul_(scale).masked_fill_(~mask, float("-inf"))
+        return torch.matmul(scores.softmax(-1), v).view(B, H, 1, D)
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, start: int, mask: torch.Tensor) -> torch.Tensor:
         """ids/pos [B, S] written at cache columns start..start+S; mask [B, 1, S, start+S] -> last logits [B, V]."""
@@ -121,20 +144,18 @@ class _StaticCacheDecoder:
         end = start + S
         for li, layer in enumerate(self.inner.layers):
             attn, (w_qkv, b_qkv, w_gu) = layer.self_attn, self.fused[li]
-            q, k, v = F.linear(layer.input_layernorm(x), w_qkv, b_qkv).split(self.split, -1)
+            q, k, v = F.linear(self._norm(layer.input_layernorm, x), w_qkv, b_qkv).split(self.split, -1)
             q, k = q.view(B, S, -1, self.head_dim), k.view(B, S, -1, self.head_dim)
             if hasattr(attn, "q_norm"):  # Qwen3 normalises q and k per head
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k = self.rotary(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
             self.k[li, :, :, start:end] = k
             self.v[li, :, :, start:end] = v.view(B, S, -1, self.head_dim).transpose(1, 2)
-            o = F.scaled_dot_product_attention(
-                q, self.k[li, :, :, :end], self.v[li, :, :, :end], attn_mask=mask, scale=attn.scaling, enable_gqa=self.gqa
-            )
+            o = self._attend(q, self.k[li, :, :, :end], self.v[li, :, :, :end], mask, attn.scaling)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(B, S, -1))
-            gate, up = F.linear(layer.post_attention_layernorm(x), w_gu).chunk(2, -1)
+            gate, up = F.linear(self._norm(layer.post_attention_layernorm, x), w_gu).chunk(2, -1)
             x = x + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
-        return self.model.lm_head(self.inner.norm(x[:, -1]))
+        return self.model.lm_head(self._norm(self.inner.norm, x[:, -1]))
 
 
 class _HFCacheDecoder:
@@ -183,11 +204,17 @@ class TorchSampler:
         key_valid[:, :P] = prompt_mask.bool()
         pos = positions(prompt_mask)
         if self.fast:
-            dec = _StaticCacheDecoder(self.model, B, T)
+            # GRPO batches repeat each prompt G times: prefill each distinct prompt once, then copy its cache rows
+            first: dict[tuple, int] = {}
+            inverse = torch.tensor([first.setdefault(tuple(p), i) for i, p in enumerate(prompts)], device=dev)
+            uniq = torch.tensor(sorted(first.values()), device=dev)
+            inverse = torch.searchsorted(uniq, inverse)
+            dec = _StaticCacheDecoder(self.model, len(uniq), T)
             # causal & not-pad; each query may also see itself so pad rows never softmax over nothing
             causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
-            mask = ((causal & key_valid[:, None, :P]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
-            logits = dec.forward(prompt_ids, pos, 0, mask)
+            mask = ((causal & key_valid[uniq, None, :P]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
+            logits = dec.forward(prompt_ids[uniq], pos[uniq], 0, mask)[inverse]
+            dec.take_rows(inverse)
         else:
             dec = _HFCacheDecoder(self.model)
             logits = dec.forward(prompt_ids, pos, prompt_mask)
@@ -211,7 +238,7 @@ class TorchSampler:
                 live = ~ended[rows]
                 if live.sum() * 4 <= 3 * len(rows):  # compact once a quarter of the held rows ended
                     keep = live.nonzero().squeeze(-1)
-                    dec.keep(keep)
+                    dec.take_rows(keep)
                     rows, tok, next_pos, key_valid = rows[keep], tok[keep], next_pos[keep], key_valid[keep]
                 logits = dec.forward(tok[:, None], next_pos, P + t, key_valid[:, None, None, : P + t + 1])
             else:
