@@ -31,6 +31,14 @@ def doc(text: str, default: Any = dataclasses.MISSING, *, factory: Any = datacla
     return field(default=default, metadata={"doc": text})
 
 
+def require_positive(obj: Any, section: str, *names: str) -> None:
+    """Raise a ConfigError naming `section.name` for the first field that is set and not > 0."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{section}{name}: must be > 0, got {value}")
+
+
 @dataclass
 class PolicyConfig:
     path: str | None = doc("Local Hugging Face checkpoint (model + tokenizer). None = the embedded tiny Qwen2.", None)
@@ -44,9 +52,7 @@ class PolicyConfig:
     device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
 
     def validate(self) -> None:
-        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"policy.{name}: must be > 0, got {getattr(self, name)}")
+        require_positive(self, "policy.", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"policy.hidden_size: {self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.num_heads % self.num_kv_heads:
@@ -63,12 +69,9 @@ class SamplerConfig:
     max_new_tokens: int | None = doc("Completion length cap; None = the task's own default.", None)
 
     def validate(self) -> None:
-        if self.temperature <= 0:
-            raise ConfigError(f"sampler.temperature: must be > 0, got {self.temperature}")
+        require_positive(self, "sampler.", "temperature", "max_new_tokens")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"sampler.top_p: must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
-            raise ConfigError(f"sampler.max_new_tokens: must be > 0, got {self.max_new_tokens}")
 
 
 @dataclass
@@ -84,13 +87,7 @@ class TrainConfig:
     checkpoint_every: int = doc("Save a resumable checkpoint every this many steps.", 20)
 
     def validate(self) -> None:
-        for name in ("prompts_per_step", "group_size", "ppo_epochs", "minibatches", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"train.{name}: must be > 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(f"train.grad_clip: must be > 0 or null, got {self.grad_clip}")
+        require_positive(self, "train.", "prompts_per_step", "group_size", "ppo_epochs", "minibatches", "checkpoint_every", "lr", "grad_clip")
 
 
 BudgetUnit = Literal["rollouts", "tokens", "flops", "seconds"]
@@ -106,12 +103,7 @@ class BudgetConfig:
     max_steps: int | None = doc("Optional hard cap on optimizer steps (a safety net, never the x-axis).", None)
 
     def validate(self) -> None:
-        if self.amount <= 0:
-            raise ConfigError(f"budget.amount: must be > 0, got {self.amount}")
-        if self.eval_every <= 0:
-            raise ConfigError(f"budget.eval_every: must be > 0, got {self.eval_every}")
-        if self.eval_prompts <= 0 or self.eval_samples <= 0:
-            raise ConfigError("budget.eval_prompts / budget.eval_samples: must be > 0")
+        require_positive(self, "budget.", "amount", "eval_every", "eval_prompts", "eval_samples", "max_steps")
 
 
 @dataclass
@@ -131,9 +123,7 @@ class PretrainConfig:
         lo, hi = self.band
         if not 0 <= lo < hi <= 1:
             raise ConfigError(f"pretrain.band: need 0 <= lo < hi <= 1, got {self.band}")
-        for name in ("steps", "batch_size", "check_every", "check_prompts"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"pretrain.{name}: must be > 0, got {getattr(self, name)}")
+        require_positive(self, "pretrain.", "steps", "batch_size", "check_every", "check_prompts")
 
 
 @dataclass
@@ -165,8 +155,7 @@ class RunConfig:
         return self.name or f"{self.algo}-{self.task}-s{self.seed}"
 
     def validate(self) -> None:
-        if self.threads <= 0:
-            raise ConfigError(f"threads: must be > 0, got {self.threads}")
+        require_positive(self, "", "threads")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value) and hasattr(value, "validate"):

@@ -20,6 +20,7 @@ from harness.policy import embedded_policy, supervised_loss
 from harness.registry import TASKS, resolve_plugins
 from harness.sampler import build_engine
 from harness.store import atomic_write
+from harness.trainer import sample_and_score
 
 SAMPLES_PER_CHECK = 8
 WARMUP_STEPS = 50
@@ -36,16 +37,11 @@ def warm_start_dir(cfg: RunConfig) -> Path:
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"
 
 
-@torch.no_grad()
 def sampled_check(policy, engine, task, problems, max_new_tokens: int, seed: int) -> dict:
     """pass@1 of SAMPLES_PER_CHECK samples per problem at T=1, and the share of mixed-reward groups."""
-    n = SAMPLES_PER_CHECK
-    prompts = policy.encode([p.prompt for p in problems])
-    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0, seed=seed)
-    texts = policy.decode(gen.completion_ids.tolist())
-    correct = torch.tensor([task.score(problems[i // n], t) >= 1.0 for i, t in enumerate(texts)]).view(-1, n)
-    k = correct.sum(-1)
-    return {"pass@1": correct.float().mean().item(), "mixed_frac": ((k > 0) & (k < n)).float().mean().item()}
+    rewards, _ = sample_and_score(policy, engine, task, problems, SAMPLES_PER_CHECK, max_new_tokens, 1.0, 1.0, seed)
+    k = (rewards >= 1.0).sum(-1)
+    return {"pass@1": (rewards >= 1.0).float().mean().item(), "mixed_frac": ((k > 0) & (k < SAMPLES_PER_CHECK)).float().mean().item()}
 
 
 def warm_start(cfg: RunConfig, progress: bool = True) -> Path:

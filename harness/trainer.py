@@ -48,6 +48,16 @@ def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
+def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[torch.Tensor, int]:
+    """n samples of each problem, scored by the task: rewards [len(problems), n] and the tokens processed."""
+    prompts = policy.encode([p.prompt for p in problems])
+    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    texts = policy.decode(gen.completion_ids.tolist())
+    rewards = torch.tensor([task.score(problems[i // n], t) for i, t in enumerate(texts)])
+    return rewards.view(len(problems), n), int(gen.prompt_mask.sum() + gen.completion_mask.sum())
+
+
 @dataclass
 class StepContext:
     """What the stages of one step may use."""
@@ -217,23 +227,16 @@ class Trainer:
         return {k: sum(v) / len(v) for k, v in acc.items()}
 
     # -- evaluation ----------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Held-out accuracy: eval_prompts x eval_samples at the training temperature (recorded, not charged)."""
         n = self.cfg.budget.eval_samples
-        prompts = self.policy.encode([p.prompt for p in self.eval_problems])
         with self.ledger.phase("eval"):
-            gen = self.engine.generate(
-                [p for p in prompts for _ in range(n)],
-                max_new_tokens=self.max_new_tokens,
-                temperature=self.cfg.sampler.temperature,
-                top_p=self.cfg.sampler.top_p,
-                seed=derive_seed(self.cfg.seed, EVAL_STEP, "eval"),
+            rewards, tokens = sample_and_score(
+                self.policy, self.engine, self.task, self.eval_problems, n, self.max_new_tokens,
+                self.cfg.sampler.temperature, self.cfg.sampler.top_p, derive_seed(self.cfg.seed, EVAL_STEP, "eval"),
             )
-            texts = self.policy.decode(gen.completion_ids.tolist())
-            rewards = torch.tensor([self.task.score(self.eval_problems[i // n], t) for i, t in enumerate(texts)])
-        self.ledger.record_eval(len(texts), int(gen.prompt_mask.sum() + gen.completion_mask.sum()))
-        correct = (rewards.view(-1, n) >= 1.0).sum(-1)
+        self.ledger.record_eval(rewards.numel(), tokens)
+        correct = (rewards >= 1.0).sum(-1)
         out = {"eval/accuracy": (rewards >= 1.0).float().mean().item(), "eval/reward_mean": rewards.mean().item()}
         for k in sorted({1, 2, 4, n} & set(range(1, n + 1))):
             out[f"eval/pass@{k}"] = pass_at_k(n, correct, k).mean().item()

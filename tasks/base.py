@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import ConfigError, doc
+from harness.config import ConfigError, doc, require_positive
 
 
 class DataError(ValueError):
@@ -30,8 +30,7 @@ class SplitConfig:
     data_seed: int = doc("Seed of the problem generator; the same data for every run seed.", 0)
 
     def validate(self) -> None:
-        if self.train_size <= 0 or self.eval_size <= 0:
-            raise ConfigError("task_args.train_size / eval_size: must be > 0")
+        require_positive(self, "task_args.", "train_size", "eval_size")
 
 
 def _is_eval(prompt: str) -> bool:
