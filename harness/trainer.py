@@ -99,6 +99,7 @@ class Trainer:
             raise ConfigError(f"train.prompts_per_step: {cfg.train.prompts_per_step} > train split size {len(self.train_problems)}")
         self.max_new_tokens = cfg.sampler.max_new_tokens or self.task.max_new_tokens
         self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
+        self.warm_start_info: dict | None = None  # which cached warm start RL began from, and its mixed share
         self.policy = self._build_policy()
         self.device = torch.device(cfg.policy.device)
         self.model = self.policy.model.to(self.device)
@@ -120,9 +121,11 @@ class Trainer:
         if self.cfg.policy.path:
             return load_policy(self.cfg.policy.path)
         if self.cfg.policy.warm_start:
-            from harness.pretrain import warm_start
+            from harness.pretrain import warm_start, warm_start_report
 
-            return load_policy(warm_start(self.cfg, progress=self.progress))
+            path = warm_start(self.cfg, progress=self.progress)
+            self.warm_start_info = {"path": str(path), **warm_start_report(path)["chosen"]}
+            return load_policy(path)
         return embedded_policy(self.cfg.policy, self.cfg.seed)
 
     # -- stages the algorithm calls back into -------------------------------------------------------------------
@@ -284,7 +287,7 @@ class Trainer:
     def run(self) -> dict:
         b = self.cfg.budget
         config = self.resolved_config()
-        env = environment(self.cfg.seed, self.cfg.threads)
+        env = {**environment(self.cfg.seed, self.cfg.threads), "warm_start": self.warm_start_info}
         stored = self.store.stored_config()
         if stored is not None and stored != config:
             raise ConfigError(f"{self.store.root}: holds a run with a different config; choose another name or out_dir")

@@ -169,3 +169,5 @@ def test_warm_start_then_grpo_learns(tmp_path, monkeypatch):
     s = t.run()
     assert s["initial_accuracy"] == pytest.approx(report["chosen"]["pass@1"], abs=0.15)  # the cached weights are what RL starts from
     assert s["final_accuracy"] >= s["initial_accuracy"] + 0.10, [e["eval/accuracy"] for e in t.store.evals()]
+    env = json.loads((t.store.root / "env.json").read_text())
+    assert env["warm_start"]["mixed_frac"] == report["chosen"]["mixed_frac"]
