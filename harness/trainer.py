@@ -27,7 +27,7 @@ from harness.sampler import build_engine
 from harness.store import RunStore, environment
 from harness.wandb_log import WandbMirror
 
-STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4, "pretrain": 5}
+STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
 EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
 
 
@@ -162,12 +162,20 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
         t0, timed0 = time.perf_counter(), sum(self.ledger.seconds.values())
+        generated0, tagged0 = self.ledger.rollouts_generated, sum(self.ledger.rollouts_by_purpose.values())
         ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
         batch = self.algo.collect(ctx)
         with self.ledger.phase("select"):
             batch = self.algo.select(ctx, batch)
             fresh = int((~batch.replayed).sum())
             self.ledger.tag("train", fresh)
+            generated = self.ledger.rollouts_generated - generated0
+            tagged = sum(self.ledger.rollouts_by_purpose.values()) - tagged0
+            if generated != tagged:  # equal footing: every generated rollout is trained on or tagged with why not
+                raise RuntimeError(
+                    f"{self.cfg.algo}: step {self.step} generated {generated} rollouts but accounted for {tagged}; "
+                    "pass the ones not trained on to ctx.discard(batch, purpose)"
+                )
             self.ledger.rollouts_trained += len(batch)
             self.ledger.rollouts_replayed += len(batch) - fresh
             advantages = self.algo.advantages(batch)

@@ -171,3 +171,22 @@ def test_warm_start_then_grpo_learns(tmp_path, monkeypatch):
     assert s["final_accuracy"] >= s["initial_accuracy"] + 0.10, [e["eval/accuracy"] for e in t.store.evals()]
     env = json.loads((t.store.root / "env.json").read_text())
     assert env["warm_start"]["mixed_frac"] == report["chosen"]["mixed_frac"]
+
+
+def test_dropping_rollouts_without_saying_why_is_an_error(tmp_path, monkeypatch):
+    """Equal footing: an algorithm that trains on fewer rollouts than it generated must tag the rest."""
+    t = Trainer(tiny_run_config(tmp_path), progress=False)
+    monkeypatch.setattr(t.algo, "select", lambda ctx, batch: batch.index(torch.arange(len(batch) // 2)))
+    with pytest.raises(RuntimeError, match="generated 16 rollouts but accounted for 8"):
+        t.run()
+
+    t = Trainer(tiny_run_config(tmp_path, "name=tagged"), progress=False)
+
+    def select_half(ctx, batch):
+        ctx.discard(batch.index(torch.arange(len(batch) // 2, len(batch))), "discarded")
+        return batch.index(torch.arange(len(batch) // 2))
+
+    monkeypatch.setattr(t.algo, "select", select_half)
+    t.run()
+    assert t.ledger.rollouts_by_purpose == {"train": 48, "discarded": 48}
+    assert t.ledger.rollouts_trained == 48 and t.ledger.rollouts_generated == 96
