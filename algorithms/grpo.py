@@ -158,6 +158,7 @@ class GRPO:
 
     def __init__(self, cfg: GRPOConfig):
         self.cfg = cfg
+        self.diagnostics: dict = {}  # stage diagnostics of the current step, merged into its metrics row
 
     # plan -> generate -> score: prompts and a group size per prompt
     def plan(self, ctx: StepContext) -> tuple[torch.Tensor, list[int]]:

@@ -164,16 +164,17 @@ class Trainer:
         t0, timed0 = time.perf_counter(), sum(self.ledger.seconds.values())
         generated0, tagged0 = self.ledger.rollouts_generated, sum(self.ledger.rollouts_by_purpose.values())
         ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
-        batch = self.algo.collect(ctx)
+        self.algo.diagnostics = {}
+        generated = self.algo.collect(ctx)
         with self.ledger.phase("select"):
-            batch = self.algo.select(ctx, batch)
+            batch = self.algo.select(ctx, generated)
             fresh = int((~batch.replayed).sum())
             self.ledger.tag("train", fresh)
-            generated = self.ledger.rollouts_generated - generated0
-            tagged = sum(self.ledger.rollouts_by_purpose.values()) - tagged0
-            if generated != tagged:  # equal footing: every generated rollout is trained on or tagged with why not
+            n_generated = self.ledger.rollouts_generated - generated0
+            n_tagged = sum(self.ledger.rollouts_by_purpose.values()) - tagged0
+            if n_generated != n_tagged:  # equal footing: every generated rollout is trained on or tagged with why not
                 raise RuntimeError(
-                    f"{self.cfg.algo}: step {self.step} generated {generated} rollouts but accounted for {tagged}; "
+                    f"{self.cfg.algo}: step {self.step} generated {n_generated} rollouts but accounted for {n_tagged}; "
                     "pass the ones not trained on to ctx.discard(batch, purpose)"
                 )
             self.ledger.rollouts_trained += len(batch)
@@ -186,13 +187,17 @@ class Trainer:
         row = {
             "step": self.step,
             "rollouts": self.ledger.rollouts_generated,
-            "train/reward_mean": batch.rewards.mean().item(),
+            # reward and group statistics describe what was generated; the trained batch may differ (select)
+            "train/reward_mean": generated.rewards.mean().item(),
+            **group_reward_stats(generated.rewards, generated.group_ids),
+            "train/rollouts_trained": len(batch),
+            "train/trained_reward_mean": batch.rewards.mean().item(),
             "train/adv_abs_mean": advantages.abs().mean().item(),
-            "train/completion_len": batch.completion_mask.sum(-1).float().mean().item(),
-            "train/truncated_frac": (~batch.finished).float().mean().item(),
+            "train/completion_len": generated.completion_mask.sum(-1).float().mean().item(),
+            "train/truncated_frac": (~generated.finished).float().mean().item(),
             "replay/frac": batch.replayed.float().mean().item(),
-            **group_reward_stats(batch.rewards, batch.group_ids),
             **stats,
+            **self.algo.diagnostics,
         }
         # whatever the step spent outside the timed phases (stage logic, bookkeeping) is overhead
         elapsed = time.perf_counter() - t0

@@ -1,0 +1,85 @@
+"""PODS selection rules against brute force, and the plugin through the real step (all n charged)."""
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+import pytest
+import torch
+
+from algorithms.pods import max_reward_indices, max_variance_indices
+from conftest import tiny_run_config
+from harness.trainer import Trainer
+
+
+@lru_cache(maxsize=None)
+def subsets(n, m):
+    return np.array(list(combinations(range(n), m)))
+
+
+def brute_max_var(r, m):
+    sub = r[subsets(len(r), m)]
+    return sub.var(axis=1).max()
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous", "ties"])
+def test_max_variance_reaches_brute_force_maximum(kind):
+    rng = np.random.default_rng({"binary": 0, "continuous": 1, "ties": 2}[kind])
+    for _ in range(4000):  # 3 x 4000 = 12,000 random cases
+        n = int(rng.integers(1, 11))
+        m = int(rng.integers(1, n + 1))
+        if kind == "binary":
+            r = rng.integers(0, 2, n).astype(float)
+        elif kind == "continuous":
+            r = rng.normal(size=n) * rng.choice([1e-3, 1.0, 1e3])
+        else:
+            r = rng.choice([0.0, 0.5, 0.9, 1.0], size=n)
+        kept = max_variance_indices(r, m)
+        assert len(kept) == m == len(set(kept.tolist()))
+        assert r[kept].var() == pytest.approx(brute_max_var(r, m), rel=1e-9, abs=1e-12), (r, m)
+
+
+def test_example_where_half_half_is_not_optimal():
+    r = [0.0, 0.9, 0.95, 1.0, 1.0, 1.0]
+    kept = max_variance_indices(r, 4)
+    assert sorted(np.asarray(r)[kept].tolist()) == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_tensor_in_tensor_out_and_binary_closed_form():
+    r = torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0])  # k = 2 ones, m = 4: the best keeps both ones
+    kept = max_variance_indices(r, 4)
+    assert isinstance(kept, torch.Tensor) and kept.dtype == torch.long
+    assert r[kept].sum() == 2
+    with pytest.raises(ValueError):
+        max_variance_indices(r, 9)
+
+
+def test_max_reward_rule():
+    r = torch.tensor([0.2, 0.9, 0.5, 0.9, 0.1])
+    assert max_reward_indices(r, 3).tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("rule", ["max_variance", "max_reward", "random"])
+def test_pods_through_the_real_step_charges_all_n(tmp_path, rule):
+    cfg = tiny_run_config(tmp_path, "algo=pods", f"algo_args.rule={rule}", "algo_args.generate_per_prompt=8",
+                          "train.group_size=4", "budget.amount=128", "budget.eval_every=64")
+    t = Trainer(cfg, progress=False)
+    t.run()
+    led = t.ledger
+    assert led.rollouts_generated == 128 and led.rollouts_trained == 64
+    assert led.rollouts_by_purpose == {"train": 64, "downsampled": 64}
+    rows = t.store.metrics()
+    assert all(r["pods/kept_frac"] == 0.5 for r in rows)
+    if rule == "max_variance":
+        assert all(r["pods/kept_reward_var"] >= r["pods/generated_reward_var"] - 1e-12 for r in rows)
+
+
+def test_pods_with_n_equal_m_is_a_grpo_step(tmp_path):
+    def run(*args):
+        t = Trainer(tiny_run_config(tmp_path, "task=countdown", *args), progress=False)
+        t.run()
+        return t.model.state_dict(), [r["train/loss"] for r in t.store.metrics()]
+
+    w_grpo, loss_grpo = run("name=g", "algo=grpo")
+    w_pods, loss_pods = run("name=p", "algo=pods", "algo_args.generate_per_prompt=4", "algo_args.adv_eps=1e-6")
+    assert loss_grpo == loss_pods
+    assert all(torch.equal(w_grpo[k], w_pods[k]) for k in w_grpo)
