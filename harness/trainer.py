@@ -22,7 +22,7 @@ from harness.config import ConfigError, RunConfig, to_dict
 from harness.ledger import Ledger
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins
-from harness.rollouts import RolloutBatch, group_reward_stats
+from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats
 from harness.sampler import build_engine
 from harness.store import RunStore, environment
 from harness.wandb_log import WandbMirror
@@ -78,6 +78,10 @@ class StepContext:
         """Generate and score group_sizes[i] rollouts of train problem problem_idx[i]; charged to the ledger.
         Methods that generate several times in one step (DAPO re-sampling) pass a new round_index each time."""
         return self.trainer.rollout(problem_idx, group_sizes, self.step, round_index)
+
+    def cat(self, batches: list[RolloutBatch]) -> RolloutBatch:
+        """One batch from several generation rounds (re-padded, group ids offset)."""
+        return cat_batches(batches, self.trainer.policy.pad_id)
 
     def discard(self, batch: RolloutBatch, purpose: str) -> None:
         """Generated rollouts that will not be trained on, tagged with why (discarded, downsampled, ...)."""
@@ -179,9 +183,9 @@ class Trainer:
                 )
             self.ledger.rollouts_trained += len(batch)
             self.ledger.rollouts_replayed += len(batch) - fresh
-            advantages = self.algo.advantages(batch)
+            advantages = self.algo.advantages(batch) if len(batch) else torch.zeros(0)
         with self.ledger.phase("update"):
-            stats = self.update(batch, advantages)
+            stats = self.update(batch, advantages) if len(batch) else {}  # e.g. DAPO at its cap with no signal
         self.algo.after_step(ctx, batch)
         self.step += 1
         row = {
@@ -191,8 +195,8 @@ class Trainer:
             "train/reward_mean": generated.rewards.mean().item(),
             **group_reward_stats(generated.rewards, generated.group_ids),
             "train/rollouts_trained": len(batch),
-            "train/trained_reward_mean": batch.rewards.mean().item(),
-            "train/adv_abs_mean": advantages.abs().mean().item(),
+            "train/trained_reward_mean": batch.rewards.mean().item() if len(batch) else float("nan"),
+            "train/adv_abs_mean": advantages.abs().mean().item() if len(batch) else float("nan"),
             "train/completion_len": generated.completion_mask.sum(-1).float().mean().item(),
             "train/truncated_frac": (~generated.finished).float().mean().item(),
             "replay/frac": batch.replayed.float().mean().item(),
