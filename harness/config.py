@@ -210,8 +210,8 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
         raise ConfigError(f"{where}: expected true/false, got {value!r}")
     if tp is int:
         if isinstance(value, bool):
@@ -300,7 +300,10 @@ def parse_overrides(overrides: list[str]) -> dict:
         key, raw = item.split("=", 1)
         if not key:
             raise ConfigError(f"override {item!r}: empty key")
-        set_dotted(data, key.strip(), yaml.safe_load(raw) if raw else "")
+        value = yaml.safe_load(raw) if raw else ""
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            value = raw  # YAML 1.1 reads on/off/yes/no as booleans; keep the word, fields coerce it
+        set_dotted(data, key.strip(), value)
     return data
 
 

@@ -210,19 +210,21 @@ class Trainer:
         row["time/step"] = elapsed
         return row
 
+    @torch.no_grad()
+    def score_no_grad(self, batch: RolloutBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """Completion log-probs [B, L] under the current (or given) model without gradient; charged as forward."""
+        logp, _ = completion_logprobs(model or self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, self.cfg.sampler.temperature)
+        self.ledger.charge_forward(batch.prompt_tokens + batch.completion_tokens)
+        return logp
+
     def update(self, batch: RolloutBatch, advantages: torch.Tensor) -> dict[str, float]:
         """PPO epochs over mini-batches of the selected batch. Returns mean diagnostics."""
         tc, temp = self.cfg.train, self.cfg.sampler.temperature
         seq_tokens = (batch.prompt_mask.sum(-1) + batch.completion_mask.sum(-1)).tolist()
         multi_pass = tc.ppo_epochs * tc.minibatches > 1
-        old_logp = ref_logp = None
-        with torch.no_grad():
-            if multi_pass:  # pi_old must be frozen before the first update; a single pass can reuse its own forward
-                old_logp, _ = completion_logprobs(self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, temp)
-                self.ledger.charge_forward(sum(seq_tokens))
-            if self.ref_model is not None:
-                ref_logp, _ = completion_logprobs(self.ref_model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, temp)
-                self.ledger.charge_forward(sum(seq_tokens))
+        # pi_old must be frozen before the first update; a single pass can reuse its own forward
+        old_logp = self.score_no_grad(batch) if multi_pass else None
+        ref_logp = self.score_no_grad(batch, self.ref_model) if self.ref_model is not None else None
         rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch"))
         acc: dict[str, list[float]] = {}
         want_entropy = getattr(self.algo_cfg, "entropy_coef", 0) > 0

@@ -65,3 +65,11 @@ def test_cli_errors_are_not_blamed_on_the_file(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(p, ["train.lr=oops"])
     assert str(e.value) == "train.lr: expected float, got 'oops'"
+
+
+def test_yaml_11_boolean_words_stay_words_on_the_cli():
+    cfg = load_config(None, ["algo=popo", "algo_args.reuse=pop", "algo_args.replay=off", "algo_args.quality_gate=yes"])
+    from harness.registry import resolve_plugins
+
+    algo_cfg, _ = resolve_plugins(cfg)
+    assert algo_cfg.replay is False and algo_cfg.quality_gate is True
