@@ -1,4 +1,4 @@
-"""`rlvr` command line: run, pretrain, list.
+"""`rlvr` command line: run, pretrain, probe-variance, list, config.
 
     rlvr run [config.yaml] algo=grpo task=countdown train.lr=1e-4
     rlvr pretrain task=arithmetic
@@ -45,6 +45,17 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from harness.probe import format_table, probe_variance
+    from harness.trainer import Trainer
+
+    cfg = load_config(*_split(args.overrides))
+    rows = probe_variance(Trainer(cfg, progress=False), batches=args.batches, prompts=args.prompts, k=args.k, checkpoint=args.checkpoint)
+    print(f"gradient variance over {args.batches} batches of {args.prompts} prompts x {cfg.train.group_size} samples ({cfg.task})")
+    print(format_table(rows))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.registry import ALGORITHMS, ENGINES, TASKS
 
@@ -73,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("overrides", nargs="*")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         p.set_defaults(fn=fn)
+    p = sub.add_parser("probe-variance", help="gradient variance of each advantage estimator at a checkpoint")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--batches", type=int, default=32, help="independent batches drawn")
+    p.add_argument("--prompts", type=int, default=16, help="prompts per batch (the same in every batch)")
+    p.add_argument("--k", type=int, default=4, help="K of the pass@K estimators")
+    p.add_argument("--checkpoint", default=None, help="a run's checkpoint/state.pt (default: the warm start)")
+    p.set_defaults(fn=cmd_probe)
     sub.add_parser("list", help="registered algorithms, tasks and engines").set_defaults(fn=cmd_list)
     sub.add_parser("config", help="every config field with its default and meaning").set_defaults(fn=cmd_config)
     args = parser.parse_args(argv)
