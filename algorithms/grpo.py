@@ -194,8 +194,13 @@ class GRPO:
         c = self.cfg
         mask = batch.completion_mask
         pg, clipped = ppo_clip_loss(logp, old_logp, advantages, c.clip_low, c.clip_high, c.dual_clip)
-        total = aggregate(pg, mask, c.loss_agg, norm_len)
-        stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach()}
+        pg_loss = aggregate(pg, mask, c.loss_agg, norm_len)
+        stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach(), "train/pg_loss": pg_loss.detach()}
+        return self.regularise(pg_loss, stats, logp, ref_logp, entropy, mask, norm_len), stats
+
+    def regularise(self, total, stats, logp, ref_logp, entropy, mask, norm_len) -> torch.Tensor:
+        """Add the KL penalty to pi_ref and subtract the entropy bonus (shared by every method's loss)."""
+        c = self.cfg
         if ref_logp is not None and c.kl_coef > 0:
             kl = aggregate(kl_estimate(logp, ref_logp, c.kl_estimator), mask, c.loss_agg, norm_len)
             total = total + c.kl_coef * kl
@@ -204,8 +209,7 @@ class GRPO:
             ent = aggregate(entropy, mask, c.loss_agg, norm_len)
             total = total - c.entropy_coef * ent
             stats["train/entropy"] = ent.detach()
-        stats["train/pg_loss"] = aggregate(pg, mask, c.loss_agg, norm_len).detach()
-        return total, stats
+        return total
 
     def after_step(self, ctx: StepContext, batch: RolloutBatch) -> None:
         """Bookkeeping once the update is done (replay buffers, curricula)."""

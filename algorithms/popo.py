@@ -171,14 +171,8 @@ class POPO(GRPO):
         fresh = ~batch.replayed[:, None] & mask.bool()
         if fresh.any():
             stats["clip/frac_fresh"] = clipped[fresh].float().mean()
-        if ref_logp is not None and c.kl_coef > 0:
-            kl = aggregate(kl_estimate(logp, ref_logp, c.kl_estimator), mask, c.loss_agg, norm_len)
-            total = total + c.kl_coef * kl
-            stats["train/kl"] = kl.detach()
-        if entropy is not None:
-            ent = aggregate(entropy, mask, c.loss_agg, norm_len)
-            total = total - c.entropy_coef * ent
-            stats["train/entropy"] = ent.detach()
+        stats["train/pg_loss"] = total.detach()
+        total = self.regularise(total, stats, logp, ref_logp, entropy, mask, norm_len)
         return total, {k: v.detach() for k, v in stats.items()}
 
     # -- after the update: insert this step's groups ------------------------------------------------------------

@@ -46,3 +46,20 @@ def tiny_run_config(tmp_path, *overrides: str):
         "task_args.eval_size=16",
     ]
     return load_config(None, base + list(overrides))
+
+
+def crash_at_step(trainer, step: int, monkeypatch) -> None:
+    """Make `trainer.run()` die (KeyboardInterrupt) just before it would run step `step`."""
+    real = trainer.train_step
+
+    def step_or_crash():
+        if trainer.step == step:
+            raise KeyboardInterrupt("simulated crash")
+        return real()
+
+    monkeypatch.setattr(trainer, "train_step", step_or_crash)
+
+
+def learning(rows):
+    """Rows without wall-clock fields: what must be bit-identical between runs."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "seconds"} for r in rows]

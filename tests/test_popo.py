@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from algorithms.popo import behaviour_weights, truncate_weights
-from conftest import tiny_run_config
+from conftest import crash_at_step, learning, tiny_run_config
 from harness.trainer import Trainer
 
 
@@ -78,19 +78,11 @@ def test_resume_restores_the_buffer(tmp_path, monkeypatch):
     full = run(tmp_path, parity_reward, "name=full", *args)
     crashing = Trainer(tiny_run_config(tmp_path, "task=countdown", "name=resumed", *args), progress=False)
     crashing.task.score = parity_reward
-    real = crashing.train_step
-
-    def crash():
-        if crashing.step == 5:
-            raise KeyboardInterrupt
-        return real()
-
-    monkeypatch.setattr(crashing, "train_step", crash)
+    crash_at_step(crashing, 5, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         crashing.run()
     resumed = run(tmp_path, parity_reward, "name=resumed", *args)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
-    assert strip(resumed.store.metrics()) == strip(full.store.metrics())
+    assert learning(resumed.store.metrics()) == learning(full.store.metrics())
 
 
 @pytest.mark.parametrize("switches", [

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from algorithms.sgpo import bucket_size
-from conftest import tiny_run_config
+from conftest import crash_at_step, learning, tiny_run_config
 from harness.trainer import Trainer
 
 
@@ -84,18 +84,10 @@ def test_resume_keeps_the_profile(tmp_path, monkeypatch):
     crashing = Trainer(tiny_run_config(tmp_path, "algo=sgpo", "task_args.train_size=64", "budget.amount=1200",
                                        "budget.eval_every=600", "name=res", "train.checkpoint_every=2"), progress=False)
     crashing.task.score = graded_reward
-    real = crashing.train_step
-
-    def crash():
-        if crashing.step == 5:
-            raise KeyboardInterrupt
-        return real()
-
-    monkeypatch.setattr(crashing, "train_step", crash)
+    crash_at_step(crashing, 5, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         crashing.run()
     resumed = run(tmp_path, "name=res", "train.checkpoint_every=2")
     assert resumed.ledger.rollouts_by_purpose["profile"] == 64 * 8  # not profiled twice
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
-    assert strip(resumed.store.metrics()) == strip(full.store.metrics())
+    assert learning(resumed.store.metrics()) == learning(full.store.metrics())
     assert torch.equal(resumed.algo.p_hat, full.algo.p_hat)

@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, tiny_run_config
+from conftest import TINY, crash_at_step, learning, tiny_run_config
 from harness.config import load_config
 from harness.pretrain import warm_start, warm_start_report
 from harness.trainer import Trainer, pass_at_k
-
-
-def learning(rows):
-    """Rows without wall-clock fields: what must be bit-identical between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "seconds"} for r in rows]
 
 
 @pytest.mark.parametrize("task", ["arithmetic", "countdown"])
@@ -83,14 +78,7 @@ def test_crash_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
     full.run()
 
     crashing = Trainer(tiny_run_config(tmp_path, "name=resumed", "train.checkpoint_every=2"), progress=False)
-    real_step = crashing.train_step
-
-    def step_then_crash():
-        if crashing.step == 3:  # after the step-2 checkpoint, with a step-3 row already written
-            raise KeyboardInterrupt("simulated crash")
-        return real_step()
-
-    monkeypatch.setattr(crashing, "train_step", step_then_crash)
+    crash_at_step(crashing, 3, monkeypatch)  # after the step-2 checkpoint, with a step-3 row already written
     with pytest.raises(KeyboardInterrupt):
         crashing.run()
     assert crashing.store.summary()["status"] == "failed"
