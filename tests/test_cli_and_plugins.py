@@ -86,6 +86,7 @@ def test_policy_path_loads_a_local_checkpoint(tmp_path):
     ["budget.unit=flops", "budget.amount=2e8", "budget.eval_every=1e8"],
     ["budget.unit=seconds", "budget.amount=0.5", "budget.eval_every=0.25"],
 ])
-def test_every_switch_runs(tmp_path, switches):
-    s = Trainer(tiny_run_config(tmp_path, "task=countdown", *switches), progress=False).run()
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_every_switch_runs(tmp_path, switches, task):
+    s = Trainer(tiny_run_config(tmp_path, f"task={task}", "task_args.train_size=64", *switches), progress=False).run()
     assert s["status"] == "complete" and s["step"] > 0

@@ -64,8 +64,9 @@ def test_max_reward_rule():
 
 
 @pytest.mark.parametrize("rule", ["max_variance", "max_reward", "random"])
-def test_pods_through_the_real_step_charges_all_n(tmp_path, rule):
-    cfg = tiny_run_config(tmp_path, "algo=pods", f"algo_args.rule={rule}", "algo_args.generate_per_prompt=8",
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_pods_through_the_real_step_charges_all_n(tmp_path, rule, task):
+    cfg = tiny_run_config(tmp_path, "algo=pods", f"task={task}", "task_args.train_size=64", f"algo_args.rule={rule}", "algo_args.generate_per_prompt=8",
                           "train.group_size=4", "budget.amount=128", "budget.eval_every=64")
     t = Trainer(cfg, progress=False)
     t.run()

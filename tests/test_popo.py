@@ -97,8 +97,9 @@ def test_resume_restores_the_buffer(tmp_path, monkeypatch):
     ["algo_args.is_level=sequence_geomean", "algo_args.is_cap_mode=clamp", "algo_args.is_cap=2"],
     ["algo_args.buffer_groups=2", "train.minibatches=2"],
 ])
-def test_every_popo_switch_runs(tmp_path, switches):
-    t = run(tmp_path, parity_reward, "algo=popo", "budget.amount=160", "budget.eval_every=80", *switches)
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_every_popo_switch_runs(tmp_path, switches, task):
+    t = run(tmp_path, parity_reward, "algo=popo", f"task={task}", "task_args.train_size=64", "budget.amount=160", "budget.eval_every=80", *switches)
     assert t.store.summary()["status"] == "complete"
     assert t.ledger.rollouts_generated == sum(t.ledger.rollouts_by_purpose.values())
     assert not any(isinstance(v, float) and math.isnan(v) for r in t.store.metrics() for k, v in r.items() if k.startswith("offpolicy"))

@@ -73,8 +73,9 @@ def test_without_curriculum_batches_mix_group_sizes(tmp_path):
     ["algo_args.drop_zero_var=true"],
     ["algo_args.group_max=16", "algo_args.profile_samples=16", "algo_args.phase_epochs=0.5"],
 ])
-def test_every_sgpo_switch_runs(tmp_path, switches):
-    t = run(tmp_path, *switches)
+@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+def test_every_sgpo_switch_runs(tmp_path, switches, task):
+    t = run(tmp_path, f"task={task}", *switches)
     assert t.store.summary()["status"] == "complete"
     assert t.ledger.rollouts_generated == sum(t.ledger.rollouts_by_purpose.values())
 
