@@ -14,15 +14,7 @@ import torch
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
-
-
-def effective_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
-    """[G] bool: groups whose rewards are not all equal (they carry a group-relative learning signal)."""
-    G = int(group_ids.max()) + 1
-    lo = torch.full((G,), float("inf")).scatter_reduce(0, group_ids, rewards, "amin")
-    hi = torch.full((G,), float("-inf")).scatter_reduce(0, group_ids, rewards, "amax")
-    return hi > lo
+from harness.rollouts import RolloutBatch, effective_groups
 
 
 @dataclass

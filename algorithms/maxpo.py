@@ -105,6 +105,8 @@ def maxk_advantages(rewards, k: int, baseline: Estimator = "l2o") -> torch.Tenso
     n = g.shape[1]
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+    if baseline not in ("pkpo", "loo", "l2o"):
+        raise ValueError(f"baseline: unknown {baseline!r}")
     if baseline in ("loo", "l2o") and n < k + 1:
         raise ValueError(f"baseline {baseline!r} needs n >= k + 1 samples, got n={n}, k={k}")
     gs, order = g.sort(-1)
@@ -112,8 +114,6 @@ def maxk_advantages(rewards, k: int, baseline: Estimator = "l2o") -> torch.Tenso
         adv_sorted = _l2o_baseline(gs, k)
     else:
         base = _rho_without_each(gs, k - 1 if baseline == "pkpo" else k)
-        if baseline not in ("pkpo", "loo"):
-            raise ValueError(f"baseline: unknown {baseline!r}")
         adv_sorted = (k / n) * (_v(gs, k) - base)
     adv = torch.empty_like(adv_sorted).scatter_(-1, order, adv_sorted)
     return adv[0] if single else adv

@@ -87,7 +87,7 @@ class PODS(GRPO):
         m = ctx.train_cfg.group_size
         gen = torch.Generator().manual_seed(int(ctx.rng.integers(2**62)))
         keep = torch.zeros(len(batch), dtype=torch.bool)
-        kept_var = []
+        kept_var, generated_var = [], []
         for g in range(batch.num_groups):  # groups are tiny (n <= 256): a loop over groups, vectorised inside
             rows = (batch.group_ids == g).nonzero().squeeze(-1)
             r = batch.rewards[rows]
@@ -99,10 +99,11 @@ class PODS(GRPO):
                 chosen = random_indices(len(rows), m, gen)
             keep[rows[chosen]] = True
             kept_var.append(r[chosen].var(unbiased=False).item())
+            generated_var.append(r.var(unbiased=False).item())
         ctx.discard(batch.index(~keep), "downsampled")
         self.diagnostics.update({
             "pods/kept_frac": keep.float().mean().item(),
             "pods/kept_reward_var": float(np.mean(kept_var)),
-            "pods/generated_reward_var": float(np.mean([batch.rewards[batch.group_ids == g].var(unbiased=False).item() for g in range(batch.num_groups)])),
+            "pods/generated_reward_var": float(np.mean(generated_var)),
         })
         return batch.index(keep)

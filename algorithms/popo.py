@@ -17,11 +17,10 @@ from typing import Literal
 
 import torch
 
-from algorithms.dapo import effective_groups
 from algorithms.grpo import GRPO, GRPOConfig, aggregate, kl_estimate, ppo_clip_loss
 from harness.config import ConfigError, doc
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
+from harness.rollouts import RolloutBatch, effective_groups
 
 
 def behaviour_weights(

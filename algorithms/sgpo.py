@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from algorithms.dapo import effective_groups
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
+from harness.rollouts import RolloutBatch, effective_groups
 
 
 def bucket_size(p_hat: float, g_min: int, g_max: int) -> int:
@@ -75,7 +74,6 @@ class SGPO(GRPO):
         self.p_hat: torch.Tensor | None = None  # [num train problems] profiled success rates
         self.phases: list[tuple[int, list[int]]] = []  # (group size, problem indices) in training order
         self.phase = 0
-        self.phase_steps = 0
         self.cursor = 0  # position in the current phase's shuffled order
 
     # -- profiling, filtering, allocation ------------------------------------------------------------------------
@@ -157,16 +155,15 @@ class SGPO(GRPO):
 
     def after_step(self, ctx, batch: RolloutBatch) -> None:
         """Advance the phase once it has had `phase_epochs` passes over its prompts."""
-        self.phase_steps += 1
         if self.phase < len(self.phases):
             size = len(self.phases[self.phase][1])
             if self.cursor >= self.cfg.phase_epochs * size:
                 self.phase += 1
-                self.phase_steps, self.cursor = 0, 0
+                self.cursor = 0
 
     def state_dict(self) -> dict:
-        return {"p_hat": self.p_hat, "phases": self.phases, "phase": self.phase, "phase_steps": self.phase_steps, "cursor": self.cursor}
+        return {"p_hat": self.p_hat, "phases": self.phases, "phase": self.phase, "cursor": self.cursor}
 
     def load_state_dict(self, state: dict) -> None:
         self.p_hat, self.phases = state["p_hat"], state["phases"]
-        self.phase, self.phase_steps, self.cursor = state["phase"], state["phase_steps"], state["cursor"]
+        self.phase, self.cursor = state["phase"], state["cursor"]

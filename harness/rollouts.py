@@ -94,11 +94,23 @@ def cat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
     )
 
 
-def group_reward_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> dict[str, float]:
-    """Share of groups with reward variance > 0, and of all-correct / all-wrong (all-max / all-min) groups."""
+def group_reward_range(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group min and max reward: rewards [B], group_ids [B] in 0..G-1 -> ([G], [G])."""
     G = int(group_ids.max()) + 1
     lo = torch.full((G,), float("inf")).scatter_reduce(0, group_ids, rewards, "amin")
     hi = torch.full((G,), float("-inf")).scatter_reduce(0, group_ids, rewards, "amax")
+    return lo, hi
+
+
+def effective_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """[G] bool: groups whose rewards are not all equal (they carry a group-relative learning signal)."""
+    lo, hi = group_reward_range(rewards, group_ids)
+    return hi > lo
+
+
+def group_reward_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> dict[str, float]:
+    """Share of groups with reward variance > 0, and of all-correct / all-wrong (all-max / all-min) groups."""
+    lo, hi = group_reward_range(rewards, group_ids)
     mixed = (hi > lo).float()
     return {
         "train/effective_group_frac": mixed.mean().item(),
