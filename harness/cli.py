@@ -1,6 +1,8 @@
-"""`rlvr` command line: run, pretrain, probe-variance, list, config.
+"""`rlvr` command line: run, sweep, tune, pretrain, probe-variance, list, config.
 
     rlvr run [config.yaml] algo=grpo task=countdown train.lr=1e-4
+    rlvr sweep sweeps/quickstart.yaml [--workers 2] [--status]
+    rlvr tune sweeps/quickstart.yaml [--workers 2]
     rlvr pretrain task=arithmetic
     rlvr list
 """
@@ -32,6 +34,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"eval/accuracy {summary['initial_accuracy']:.3f} -> {summary['final_accuracy']:.3f} "
           f"over {summary['ledger/rollouts']} rollouts, {summary['time/charged']:.0f} s charged")
     return 0
+
+
+def _executor_overrides(args: argparse.Namespace) -> dict:
+    fields = {"kind": args.executor, "workers": args.workers, "threads": args.threads, "retries": args.retries, "address": args.address}
+    return {"executor": {k: v for k, v in fields.items() if v is not None}}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.sweep import load_sweep, run_sweep, status_table
+
+    sweep = load_sweep(args.file, _executor_overrides(args))
+    if args.status:
+        print(status_table(sweep, args.only))
+        return 0
+    jobs = run_sweep(sweep, args.only)
+    return 1 if any(j.status == "failed" for j in jobs) else 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.sweep import load_sweep
+    from harness.tune import run_tune
+
+    extra = {"tune": {k: v for k, v in (("storage", args.storage), ("trials", args.trials)) if v is not None}}
+    sweep = load_sweep(args.file, {**_executor_overrides(args), **extra})
+    passthrough = [x for flag, v in (("--storage", args.storage), ("--trials", args.trials), ("--threads", args.threads)) if v is not None for x in (flag, str(v))]
+    passthrough += ["--algo", *args.algo] if args.algo else []
+    return run_tune(sweep, args.workers or 1, args.algo, extra_args=passthrough, summary=not args.no_summary)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -91,6 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=4, help="K of the pass@K estimators")
     p.add_argument("--checkpoint", default=None, help="a run's checkpoint/state.pt (default: the warm start)")
     p.set_defaults(fn=cmd_probe)
+    p = sub.add_parser("sweep", help="run (or resume) every cell of a sweep file; rerunning skips finished cells")
+    p.add_argument("file")
+    p.add_argument("--status", action="store_true", help="print each cell's state and run nothing")
+    p.add_argument("--only", nargs="+", metavar="GLOB", help="only cells whose name matches, e.g. 'popo-*'")
+    p.add_argument("--executor", choices=["local", "ray"], help="override executor.kind")
+    p.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    p.add_argument("--workers", type=int, help="cells at once (default: cores // threads)")
+    p.add_argument("--threads", type=int, help="torch threads per cell")
+    p.add_argument("--retries", type=int, help="extra attempts for a failed cell")
+    p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("tune", help="optuna search over the sweep file's `tune.space`, budget-matched; run it from several shells or machines to add workers")
+    p.add_argument("file")
+    p.add_argument("--workers", type=int, help="worker processes started here (default 1)")
+    p.add_argument("--trials", type=int, help="override tune.trials (finished trials per study)")
+    p.add_argument("--storage", help="override tune.storage: a journal file path or an RDB URL")
+    p.add_argument("--algo", nargs="+", help="only these algorithm labels' studies")
+    p.add_argument("--threads", type=int, help="torch threads per trial")
+    p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)  # workers started by --workers
+    p.set_defaults(fn=cmd_tune, executor=None, address=None, retries=None)
     sub.add_parser("list", help="registered algorithms, tasks and engines").set_defaults(fn=cmd_list)
     sub.add_parser("config", help="every config field with its default and meaning").set_defaults(fn=cmd_config)
     args = parser.parse_args(argv)

@@ -324,6 +324,10 @@ def _yaml_lines(text: str) -> dict[str, int]:
                 key = f"{prefix}{k.value}"
                 lines[key] = k.start_mark.line + 1
                 walk(v, key + ".")
+        elif isinstance(node, yaml.SequenceNode):  # list items as key.0, key.1, ...
+            for i, v in enumerate(node.value):
+                lines[f"{prefix}{i}"] = v.start_mark.line + 1
+                walk(v, f"{prefix}{i}.")
 
     root = yaml.compose(text)
     if root is not None:

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field, fields
 PHASES = ("generate", "score", "select", "update", "eval", "overhead")
 
 
+# the metrics-row key that holds the budget spent in each unit (what `Ledger.spent(unit)` returns)
+SPENT_METRIC = {"rollouts": "ledger/rollouts", "tokens": "ledger/tokens_generated", "flops": "ledger/flops", "seconds": "time/charged"}
+
+
 @dataclass
 class Ledger:
     flops_per_token: float  # 2N

@@ -19,7 +19,7 @@ from harness.config import RunConfig, config_hash, to_dict
 from harness.policy import embedded_policy, supervised_loss
 from harness.registry import TASKS, resolve_plugins
 from harness.sampler import build_engine
-from harness.store import atomic_write
+from harness.store import atomic_write, exclusive
 from harness.trainer import sample_and_score
 
 SAMPLES_PER_CHECK = 8
@@ -49,6 +49,13 @@ def warm_start(cfg: RunConfig, progress: bool = True) -> Path:
     out = warm_start_dir(cfg)
     if (out / "meta.json").exists():
         return out
+    with exclusive(out.with_name(out.name + ".lock"), f"the warm start {out.name}"):  # sweeps build it once
+        if (out / "meta.json").exists():
+            return out
+        return _build_warm_start(cfg, out, progress)
+
+
+def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
     p = cfg.pretrain
     torch.set_num_threads(cfg.threads)
     _, task_cfg = resolve_plugins(cfg)

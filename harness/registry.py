@@ -13,7 +13,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-from harness.config import ConfigError, from_dict
+from harness.config import ConfigError, from_dict, to_dict
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,9 @@ def resolve_plugins(cfg: Any) -> tuple[Any, Any]:
     task_cfg = TASKS.build_config(cfg.task, cfg.task_args, "task_args")
     ENGINES.get(cfg.sampler.engine)
     return algo_cfg, task_cfg
+
+
+def resolved_config(cfg: Any) -> dict:
+    """Plain-data RunConfig with the plugin sections expanded to every switch: what a run directory stores."""
+    algo_cfg, task_cfg = resolve_plugins(cfg)
+    return {**to_dict(cfg), "algo_args": to_dict(algo_cfg), "task_args": to_dict(task_cfg)}

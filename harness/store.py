@@ -7,17 +7,20 @@
                    summary.json    status (running/complete/failed), final numbers
                    checkpoint/     state.pt (+ the policy weights) of the last checkpoint
 
-Whole files are written atomically (temp file + rename). JSONL files are append-only; on resume they are cut
-back to the checkpoint's step, and a torn last line from a kill is dropped, so no row is lost or duplicated.
+Whole files are written atomically (temp file + rename). JSONL files are append-only; a checkpoint records
+how many rows each had, and a resume cuts them back to those counts (a torn last line from a kill is dropped),
+so no row is lost or duplicated wherever the process died.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def exclusive(path: Path, what: str):
+    """Hold an exclusive lock on `path` for the block, waiting (with a message) while another process holds it.
+    The OS drops the lock when its holder dies, so a killed process never leaves a stale lock behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process to finish {what} ({path})", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a torn (unterminated or unparsable) last line is ignored."""
     if not path.exists():
@@ -62,6 +79,30 @@ def read_jsonl(path: Path) -> list[dict]:
                 break
             raise ValueError(f"{path}:{i + 1}: corrupt row") from None
     return rows
+
+
+def read_last_jsonl(path: Path, tail_bytes: int = 65536) -> dict | None:
+    """The last complete row of a JSONL file (cheap: reads only its tail), or None."""
+    try:
+        with path.open("rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - tail_bytes)
+            f.seek(start)
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines[1:] if start else lines):  # a line cut by the seek is not a row
+        try:
+            return json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+        f.flush()
 
 
 def git_commit() -> dict:
@@ -119,21 +160,20 @@ class RunStore:
         self.write_summary(status="running")
 
     # -- rows ----------------------------------------------------------------------------------------------------
-    def append(self, path: Path, row: dict) -> None:
-        with path.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
-            f.flush()
-
     def log_step(self, row: dict) -> None:
-        self.append(self.metrics_path, row)
+        append_jsonl(self.metrics_path, row)
 
     def log_eval(self, row: dict) -> None:
-        self.append(self.evals_path, row)
+        append_jsonl(self.evals_path, row)
 
-    def truncate_after(self, step: int) -> None:
-        """Keep only rows with row['step'] <= step (rows after the checkpoint will be recomputed)."""
-        for path in (self.metrics_path, self.evals_path):
-            rows = [r for r in read_jsonl(path) if r["step"] <= step]
+    def row_counts(self) -> dict[str, int]:
+        return {"metrics": len(self.metrics()), "evals": len(self.evals())}
+
+    def truncate_to(self, counts: dict[str, int] | None) -> None:
+        """Keep the first counts[...] rows of each JSONL file (None: none); later rows will be recomputed."""
+        counts = counts or {"metrics": 0, "evals": 0}
+        for key, path in (("metrics", self.metrics_path), ("evals", self.evals_path)):
+            rows = read_jsonl(path)[: counts[key]]
             atomic_write(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
 
     def metrics(self) -> list[dict]:

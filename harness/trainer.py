@@ -12,19 +12,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.config import ConfigError, RunConfig, to_dict
+from harness.config import ConfigError, RunConfig
 from harness.ledger import Ledger
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
-from harness.registry import ALGORITHMS, TASKS, resolve_plugins
+from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats
 from harness.sampler import build_engine
-from harness.store import RunStore, environment
+from harness.store import RunStore, environment, exclusive
 from harness.wandb_log import WandbMirror
 
 STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
@@ -241,6 +241,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip or float("inf"))
+                if not torch.isfinite(norm):  # a NaN/inf gradient would silently poison the weights
+                    raise FloatingPointError(f"step {self.step}: gradient norm is {norm.item()}")
                 self.optimizer.step()
                 self.ledger.charge_training(sum(seq_tokens[i] for i in rows.tolist()))
                 for k, v in {"train/loss": loss.detach(), "grad/norm": norm, **stats}.items():
@@ -288,6 +290,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "ledger": self.ledger.state_dict(),
             "algo": self.algo.state_dict(),
+            "rows": self.store.row_counts(),  # a resume cuts the JSONL files back to exactly these rows
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -299,13 +302,16 @@ class Trainer:
         self.algo.load_state_dict(state["algo"])
         self.engine.sync_weights()
 
-    def resolved_config(self) -> dict:
-        return {**to_dict(self.cfg), "algo_args": to_dict(self.algo_cfg), "task_args": to_dict(self.task_cfg)}
-
     # -- the run -------------------------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, on_eval: Callable[[list[dict]], None] | None = None) -> dict:
+        """Train to the budget, resuming from the store's checkpoint; one process at a time per run directory.
+        on_eval(all eval rows so far) is called after each evaluation (the tuner reports and prunes there)."""
+        with exclusive(self.store.root / ".lock", f"the run {self.store.root}"):
+            return self._run(on_eval or (lambda evals: None))
+
+    def _run(self, on_eval: Callable[[list[dict]], None]) -> dict:
         b = self.cfg.budget
-        config = self.resolved_config()
+        config = resolved_config(self.cfg)
         env = {**environment(self.cfg.seed, self.cfg.threads), "warm_start": self.warm_start_info}
         stored = self.store.stored_config()
         if stored is not None and stored != config:
@@ -315,14 +321,13 @@ class Trainer:
         state = self.store.load_checkpoint()
         if state is not None:
             self.load_state_dict(state)
-            self.store.truncate_after(self.step)
-        else:
-            self.store.truncate_after(-1)
+        self.store.truncate_to(state and state["rows"])
         self.store.start(config, env)
         mirror = WandbMirror(self.cfg.wandb, self.store.root, config, env)
         bar = tqdm(total=b.amount, unit=b.unit[:-1] if b.unit.endswith("s") else b.unit, disable=not self.progress, desc=self.cfg.run_name)
         bar.update(min(self.ledger.spent(b.unit), b.amount))
-        last_eval: dict = {}
+        evals = self.store.evals()
+        last_eval: dict = evals[-1] if evals and evals[-1]["step"] == self.step else {}
         try:
             while True:
                 spent = self.ledger.spent(b.unit)
@@ -331,6 +336,7 @@ class Trainer:
                     mirror.log(last_eval)
                     bar.set_postfix(acc=f"{last_eval['eval/accuracy']:.3f}")
                     self.next_eval += b.eval_every
+                    on_eval(self.store.evals())
                 if spent >= b.amount or (b.max_steps is not None and self.step >= b.max_steps):
                     break
                 row = self.train_step()

@@ -1,0 +1,532 @@
+"""Sweeps: algorithms x tasks x seeds x variants from one YAML file, run by an executor, resumable.
+
+    rlvr sweep sweeps/quickstart.yaml               # run (or resume) every cell
+    rlvr sweep sweeps/quickstart.yaml --status      # what is done, pending, failed; runs nothing
+    rlvr sweep sweeps/quickstart.yaml --executor ray --address auto
+
+A sweep file:
+
+    name: quickstart                  # results go to out_dir (default runs/<name>), one directory per cell
+    budget: {unit: rollouts, amount: 40000, eval_every: 5000}   # shorthand for base.budget
+    base: {policy: {hidden_size: 64}}                # RunConfig fields shared by every cell
+    algos: [grpo, {label: popo-noreplay, algo: popo, algo_args: {replay: false}}]   # or: all (every registered one)
+    tasks: [arithmetic, {task: countdown, task_args: {max_target: 50}}]
+    seeds: [0, 1]                     # or a count: 5 -> 0..4
+    variants: [{label: lr1e-3, train.lr: 1.0e-3}]    # optional extra axis of named override sets
+    executor: {kind: local, workers: 2, threads: 1, retries: 1}
+    plugins: [my_package.my_algorithm]  # modules to import so their plugins register (also in workers)
+    tune: {...}                       # search spaces for `rlvr tune` (harness/tune.py)
+
+Each cell is a RunConfig: base <- algo entry <- task entry <- variant entry, named
+`<algo>-<task>[-<variant>]-s<seed>`. Idempotent by construction: a cell's directory holds at most one run
+(its own lock file guards it), a complete cell is skipped, an interrupted one resumes from its checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.config import (
+    ConfigError,
+    RunConfig,
+    _mentions,
+    deep_merge,
+    doc,
+    from_dict,
+    read_yaml,
+    require_positive,
+    set_dotted,
+)
+from harness.ledger import SPENT_METRIC
+from harness.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
+
+LABEL = re.compile(r"^[A-Za-z0-9_.+=]+(?:-[A-Za-z0-9_.+=]+)*$")
+
+
+@dataclass
+class ExecutorConfig:
+    kind: Literal["local", "ray"] = doc("local: a pool of worker processes on this machine; ray: tasks on a Ray cluster.", "local")
+    workers: int | None = doc("Cells run at once; None = CPU cores // threads (for Ray: the cluster's CPUs // threads).", None)
+    threads: int = doc("torch threads per cell (sets every cell's `threads`; results are bit-identical at a fixed count).", 1)
+    retries: int = doc("Extra attempts for a cell that fails (each resumes from its last checkpoint).", 1)
+    address: str | None = doc("Ray cluster address (e.g. auto or ray://head:10001); None = start a local Ray instance.", None)
+
+    def validate(self) -> None:
+        require_positive(self, "executor.", "workers", "threads")
+        if self.retries < 0:
+            raise ConfigError(f"executor.retries: must be >= 0, got {self.retries}")
+
+    def worker_count(self) -> int:
+        return self.workers or max(1, (os.cpu_count() or 1) // self.threads)
+
+
+@dataclass
+class Cell:
+    name: str
+    algo: str  # labels of the axes this cell sits on (reports group by them)
+    task: str
+    variant: str | None
+    seed: int
+    config: RunConfig
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.out_dir) / self.config.run_name
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path | None
+    out_dir: Path
+    cells: list[Cell]
+    executor: ExecutorConfig
+    plugins: list[str] = field(default_factory=list)
+    tune: Any = None  # harness.tune.TuneConfig, or None when the file has no `tune:` section
+    raw: dict = field(default_factory=dict)  # the file's data, for the tuner to build trial configs
+
+    def cell(self, algo: str, task: str, seed: int, variant: str | None = None) -> Cell:
+        for c in self.cells:
+            if (c.algo, c.task, c.seed, c.variant) == (algo, task, seed, variant):
+                return c
+        raise KeyError(f"no cell {algo}/{task}/{variant}/s{seed}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading: the file -> validated cells, every error naming file:line
+
+
+def expand_dotted(data: dict) -> dict:
+    """{"train.lr": 1e-3, "budget": {"amount": 5}} -> {"train": {"lr": 1e-3}, "budget": {"amount": 5}}."""
+    out: dict = {}
+    for key, value in data.items():
+        value = expand_dotted(value) if isinstance(value, dict) else value
+        nested: dict = {}
+        set_dotted(nested, str(key), value)
+        out = deep_merge(out, nested)
+    return out
+
+
+def _flat(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        out.append(f"{prefix}{k}")
+        if isinstance(v, dict):
+            out.extend(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def _axis(entries: Any, key: str, where: str) -> list[tuple[str, dict, str]]:
+    """An axis of the grid: [(label, overrides, yaml prefix)]. Entries are names or mappings with `key`/`label`."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}: expected a non-empty list")
+    out = []
+    for i, entry in enumerate(entries):
+        prefix = f"{where}.{i}."
+        if isinstance(entry, str) and key:
+            out.append((entry, {key: entry}, prefix))
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.{i}: expected a name or a mapping, got {entry!r}")
+        entry = dict(entry)
+        label = entry.pop("label", None) or (entry.get(key) if key else None)
+        if not label:
+            need = f"'{key}' or 'label'" if key else "'label'"
+            raise ConfigError(f"{where}.{i}: needs {need}")
+        if not LABEL.match(str(label)):
+            raise ConfigError(f"{where}.{i}.label: {label!r} must be letters, digits, . _ + = joined by single '-'")
+        out.append((str(label), expand_dotted(entry), prefix))
+    labels = [label for label, _, _ in out]
+    dup = next((x for x in labels if labels.count(x) > 1), None)
+    if dup:
+        raise ConfigError(f"{where}: label {dup!r} appears twice (give entries distinct `label`s)")
+    return out
+
+
+def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) -> int | None:
+    """Line of the longest key, among the cell's override sources, that the error message names."""
+    best = None
+    for prefix, data in sources:
+        for key in _flat(data):
+            if _mentions(msg, key) and f"{prefix}{key}" in lines and (best is None or len(key) > len(best[0])):
+                best = (key, lines[f"{prefix}{key}"])
+    return best[1] if best else None
+
+
+SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune")
+
+
+def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Path | None = None) -> Sweep:
+    """Plain data of a sweep file -> Sweep with every cell's RunConfig validated (plugins resolved)."""
+    from harness.registry import resolve_plugins
+
+    lines = lines or {}
+    where = str(path) if path else "sweep"
+
+    def err(msg: str, key: str | None = None) -> ConfigError:
+        line = lines.get(key) if key else None
+        return ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}")
+
+    for key in data:
+        if key not in SWEEP_KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), SWEEP_KEYS, n=1)
+            raise err(f"unknown sweep field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(SWEEP_KEYS)})"), key)
+    name = data.get("name") or (Path(path).stem if path else None)
+    if not name or not LABEL.match(str(name)):
+        raise err(f"name: need a label (letters, digits, . _ + =, '-'), got {name!r}", "name")
+    out_dir = Path(data.get("out_dir") or f"runs/{name}")
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list):
+        raise err("plugins: expected a list of module names", "plugins")
+    for module in plugins:
+        try:
+            import_module(module)
+        except ImportError as e:
+            raise err(f"plugins: cannot import {module!r}: {e}", "plugins") from None
+    try:
+        executor = from_dict(ExecutorConfig, data.get("executor") or {}, "executor")
+        executor.validate()
+    except ConfigError as e:
+        key = max((k for k in lines if k.startswith("executor") and _mentions(str(e), k)), key=len, default="executor")
+        raise err(str(e), key) from None
+    base = expand_dotted(data.get("base") or {})
+    if "threads" in base:
+        raise err("base.threads: set executor.threads (torch threads per cell) instead", "base.threads")
+    for reserved in ("algo", "task", "seed", "name", "out_dir"):
+        if reserved in base:
+            raise err(f"base.{reserved}: set by the sweep's axes and out_dir, not in base", f"base.{reserved}")
+    if data.get("budget") is not None:
+        if not isinstance(data["budget"], dict):
+            raise err("budget: expected a mapping (unit, amount, eval_every, ...)", "budget")
+        base = deep_merge(base, {"budget": expand_dotted(data["budget"])})
+    if data.get("algos") == "all":  # every registered algorithm, plugins included
+        from harness.registry import ALGORITHMS
+
+        data = {**data, "algos": [n for n in ALGORITHMS.names() if not ALGORITHMS.get(n).description.startswith("test only")]}
+    algos = _axis(data.get("algos"), "algo", "algos")
+    tasks = _axis(data.get("tasks"), "task", "tasks")
+    if not algos or not tasks:
+        raise err("algos and tasks: both axes need at least one entry", "algos" if not algos else "tasks")
+    variants = _axis(data.get("variants"), "", "variants") or [(None, {}, "")]
+    seeds = data.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise err(f"seeds: expected a count or a list of distinct integers, got {seeds!r}", "seeds")
+    cells = []
+    for a_label, a_over, a_pre in algos:
+        for t_label, t_over, t_pre in tasks:
+            for v_label, v_over, v_pre in variants:
+                for seed in seeds:
+                    cell_name = "-".join(x for x in (a_label, t_label, v_label) if x) + f"-s{seed}"
+                    merged = deep_merge(deep_merge(deep_merge(base, a_over), t_over), v_over)
+                    merged.update(seed=seed, out_dir=str(out_dir), name=cell_name, threads=executor.threads)
+                    try:
+                        cfg = from_dict(RunConfig, merged)
+                        cfg.validate()
+                        resolve_plugins(cfg)
+                    except ConfigError as e:
+                        sources = [("base.", base), (a_pre, a_over), (t_pre, t_over), (v_pre, v_over)]
+                        if data.get("budget"):
+                            sources.append(("", {"budget": data["budget"]}))
+                        line = _locate(str(e), sources, lines)
+                        msg = f"cell {cell_name}: {e}"
+                        raise ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}") from None
+                    cells.append(Cell(cell_name, a_label, t_label, v_label, seed, cfg))
+    tune = None
+    if data.get("tune") is not None:
+        from harness.tune import parse_tune
+
+        tune = parse_tune(data["tune"], lines, where)
+    return Sweep(str(name), Path(path) if path else None, out_dir, cells, executor, list(plugins), tune, data)
+
+
+def load_sweep(path: str | Path, overrides: dict | None = None) -> Sweep:
+    """Read and validate a sweep file; `overrides` (e.g. {"executor": {"workers": 2}}) are merged on top."""
+    data, lines = read_yaml(path)
+    return parse_sweep(deep_merge(data, overrides or {}), lines, path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Jobs: what an executor runs (a cell, or a warm start several cells share)
+
+
+@dataclass
+class Job:
+    name: str
+    kind: Literal["run", "pretrain"]
+    config: dict  # plain RunConfig data
+    plugins: list[str]
+    log: Path
+    needs: str | None = None  # name of a job that must finish first (the cell's warm start)
+    cell: Cell | None = None
+    attempts: int = 0
+    status: str = "pending"  # pending | running | done | failed
+    error: str = ""
+    started: float = 0.0
+
+    def command(self) -> list[str]:
+        spec = json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins})
+        return [sys.executable, "-m", "harness.worker", spec]
+
+
+def cell_state(cell: Cell) -> tuple[str, str]:
+    """(status, detail) of a cell's directory: new | complete | resumable | failed | conflict."""
+    from harness.registry import resolved_config
+
+    store = RunStore(cell.root)
+    stored = store.stored_config()
+    if stored is None:
+        return "new", ""
+    if stored != resolved_config(cell.config):
+        mine = resolved_config(cell.config)
+        changed = [k for k in sorted(set(_flat(stored)) | set(_flat(mine))) if _get(stored, k) != _get(mine, k) and not isinstance(_get(mine, k), dict)]
+        return "conflict", f"holds a run with a different config ({', '.join(changed[:4])} changed); use another out_dir or remove it"
+    summary = store.summary()
+    status = summary.get("status", "running")
+    if status == "complete":
+        return "complete", ""
+    if status == "failed":
+        return "failed", summary.get("error", "")
+    return "resumable", ""
+
+
+def _get(data: dict, dotted: str) -> Any:
+    for k in dotted.split("."):
+        if not isinstance(data, dict) or k not in data:
+            return None
+        data = data[k]
+    return data
+
+
+def plan_jobs(sweep: Sweep, cells: list[Cell]) -> list[Job]:
+    """A job per cell, preceded by one warm-start job per distinct warm start that is not cached yet (so two
+    workers never wait on the same one, and different tasks' warm starts build in parallel)."""
+    from harness.pretrain import warm_start_dir
+    from harness.registry import resolved_config
+
+    jobs: list[Job] = []
+    warm: dict[Path, Job] = {}
+    logs = sweep.out_dir / "logs"
+    for cell in cells:
+        cfg = cell.config
+        needs = None
+        if cfg.policy.path is None and cfg.policy.warm_start:
+            wdir = warm_start_dir(cfg)
+            if not (wdir / "meta.json").exists():
+                if wdir not in warm:
+                    warm[wdir] = Job(f"warm-start {wdir.name}", "pretrain", resolved_config(cfg), sweep.plugins, logs / f"warm-start-{wdir.name}.log")
+                needs = warm[wdir].name
+        jobs.append(Job(cell.name, "run", resolved_config(cfg), sweep.plugins, logs / f"{cell.name}.log", needs, cell))
+    return list(warm.values()) + jobs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Progress
+
+
+def cell_progress(cell: Cell) -> tuple[float, float | None]:
+    """(fraction of the budget spent, latest eval accuracy) from the tails of the cell's JSONL files."""
+    b = cell.config.budget
+    row = read_last_jsonl(cell.root / "metrics.jsonl")
+    spent = row.get(SPENT_METRIC[b.unit], 0.0) if row else 0.0
+    ev = read_last_jsonl(cell.root / "evals.jsonl")
+    return min(1.0, spent / b.amount), (ev or {}).get("eval/accuracy")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """The live table: one header line (counts, elapsed, ETA) and a line per running or failed job.
+    On a terminal it redraws in place; otherwise it prints events as they happen and the header every minute."""
+
+    def __init__(self, sweep: Sweep, jobs: list[Job], out=None, every: float = 60.0):
+        self.sweep, self.jobs = sweep, jobs
+        self.out = out or sys.stdout
+        self.tty = getattr(self.out, "isatty", lambda: False)()
+        self.every = every
+        self.t0 = time.monotonic()
+        self.last_header = 0.0
+        self.drawn = 0
+        self.progress = {j.name: cell_progress(j.cell) for j in jobs if j.cell is not None and j.status == "pending"}
+        self.work0 = sum(self._work(j) for j in jobs)  # budget fractions already done when this session began
+
+    def _work(self, job: Job) -> float:
+        if job.kind != "run":
+            return 0.0
+        if job.status == "done":
+            return 1.0
+        return self.progress.get(job.name, (0.0, None))[0]
+
+    def header(self) -> str:
+        count = {s: sum(j.status == s for j in self.jobs if j.kind == "run") for s in ("done", "running", "pending", "failed")}
+        warm = sum(j.kind == "pretrain" and j.status == "running" for j in self.jobs)
+        runs = [j for j in self.jobs if j.kind == "run"]
+        elapsed = time.monotonic() - self.t0
+        work = sum(self._work(j) for j in runs)
+        rate = (work - self.work0) / elapsed if elapsed > 0 else 0.0
+        remaining = sum(1.0 - self._work(j) for j in runs if j.status != "failed")
+        eta = _duration(remaining / rate) if rate > 0 else "?"
+        extra = f" + {warm} warm start(s) building" if warm else ""
+        return (f"sweep {self.sweep.name}: {len(runs)} cells | done {count['done']} | running {count['running']}{extra} | "
+                f"pending {count['pending']} | failed {count['failed']} | elapsed {_duration(elapsed)} | ETA {eta}")
+
+    def lines(self) -> list[str]:
+        out = [self.header()]
+        for j in self.jobs:
+            if j.status == "running" and j.kind == "run":
+                frac, acc = self.progress.get(j.name, (0.0, None))
+                acc_s = f"  eval/accuracy {acc:.3f}" if acc is not None else ""
+                out.append(f"  running  {j.name:<36} {100 * frac:5.1f}%{acc_s}")
+            elif j.status == "running":
+                out.append(f"  running  {j.name}")
+            elif j.status == "failed":
+                out.append(f"  FAILED   {j.name:<36} {j.error[:100]}")
+        return out
+
+    def update(self) -> None:
+        for j in self.jobs:
+            if j.status == "running" and j.cell is not None:
+                self.progress[j.name] = cell_progress(j.cell)
+        now = time.monotonic()
+        if self.tty:
+            text = self.lines()
+            self.out.write((f"\x1b[{self.drawn}F\x1b[J" if self.drawn else "") + "\n".join(text) + "\n")
+            self.drawn = len(text)
+        elif now - self.last_header >= self.every:
+            print(self.header(), file=self.out)
+            self.last_header = now
+        self.out.flush()
+
+    def event(self, text: str) -> None:
+        if self.tty and self.drawn:
+            self.out.write(f"\x1b[{self.drawn}F\x1b[J")
+            self.drawn = 0
+        print(text, file=self.out, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def _error_of(job: Job, rc: int) -> str:
+    """The run's recorded error, else the last line of its log that looks like one."""
+    if job.cell is not None:
+        err = RunStore(job.cell.root).summary().get("error")
+        if err and RunStore(job.cell.root).summary().get("status") == "failed":
+            return err
+    tail = job.log.read_text(errors="replace").strip().splitlines()[-20:] if job.log.exists() else []
+    for line in reversed(tail):
+        if re.match(r"^\w*(Error|Exception|Interrupt)\b", line) or line.startswith("rlvr: error"):
+            return line
+    return f"exit code {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
+
+
+def write_manifest(sweep: Sweep) -> None:
+    """out_dir/sweep.yaml (the file as run) and cells.json (each cell's axes), which reports group by."""
+    import yaml
+
+    cells = [{"name": c.name, "algo": c.algo, "task": c.task, "variant": c.variant, "seed": c.seed,
+              "algorithm": c.config.algo, "unit": c.config.budget.unit} for c in sweep.cells]
+    atomic_write(sweep.out_dir / "sweep.yaml", yaml.safe_dump(sweep.raw, sort_keys=False))
+    atomic_write(sweep.out_dir / "cells.json", json.dumps({"name": sweep.name, "cells": cells}, indent=1))
+
+
+def select_cells(sweep: Sweep, only: list[str] | None) -> list[Cell]:
+    if not only:
+        return sweep.cells
+    cells = [c for c in sweep.cells if any(fnmatch.fnmatch(c.name, pat) for pat in only)]
+    if not cells:
+        raise ConfigError(f"--only {' '.join(only)}: matches none of the {len(sweep.cells)} cells (e.g. {sweep.cells[0].name})")
+    return cells
+
+
+def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float = 0.5, every: float = 60.0) -> list[Job]:
+    """Run every cell not complete yet; returns the jobs with their final status. Never raises for a failed
+    cell: failures are recorded (summary.json, the sweep's events.jsonl) and the rest of the sweep goes on."""
+    from harness.executors import make_executor
+
+    cells = select_cells(sweep, only)
+    states = {c.name: cell_state(c) for c in cells}
+    conflicts = [f"{c.root}: {states[c.name][1]}" for c in cells if states[c.name][0] == "conflict"]
+    if conflicts:
+        raise ConfigError(conflicts[0] + (f" (and {len(conflicts) - 1} more cells)" if len(conflicts) > 1 else ""))
+    write_manifest(sweep)
+    todo = [c for c in cells if states[c.name][0] != "complete"]
+    jobs = plan_jobs(sweep, todo)
+    done = [Job(c.name, "run", {}, [], Path(), None, c, status="done") for c in cells if states[c.name][0] == "complete"]
+    progress = Progress(sweep, done + jobs, out, every)
+    events = sweep.out_dir / "events.jsonl"
+    progress.event(f"sweep {sweep.name}: {len(cells)} cells, {len(done)} complete, {len(todo)} to run "
+                   f"({sum(states[c.name][0] == 'resumable' or states[c.name][0] == 'failed' for c in todo)} resuming) -> {sweep.out_dir}")
+    if not jobs:
+        return done
+    by_name = {j.name: j for j in jobs}
+    executor = make_executor(sweep.executor)
+    progress.event(f"executor: {executor.describe()}")
+    try:
+        while any(j.status in ("pending", "running") for j in jobs):
+            for job in jobs:
+                if executor.free_slots() <= 0:
+                    break
+                dep = by_name.get(job.needs) if job.needs else None
+                if job.status != "pending" or (dep is not None and dep.status != "done"):
+                    if job.status == "pending" and dep is not None and dep.status == "failed":
+                        job.status, job.error = "failed", f"its warm start failed: {dep.error}"
+                    continue
+                job.status, job.attempts, job.started = "running", job.attempts + 1, time.time()
+                job.log.parent.mkdir(parents=True, exist_ok=True)
+                executor.submit(job)
+                append_jsonl(events, {"time": job.started, "job": job.name, "attempt": job.attempts, "event": "start"})
+            for job, rc in executor.wait(poll):
+                ok = rc == 0 and (job.cell is None or RunStore(job.cell.root).summary().get("status") == "complete")
+                seconds = time.time() - job.started
+                row = {"time": time.time(), "job": job.name, "attempt": job.attempts, "seconds": round(seconds, 2), "rc": rc}
+                if ok:
+                    job.status, job.error = "done", ""
+                    append_jsonl(events, {**row, "event": "done"})
+                    frac, acc = cell_progress(job.cell) if job.cell else (1.0, None)
+                    tail = f", eval/accuracy {acc:.3f}" if acc is not None else ""
+                    progress.event(f"done     {job.name} in {_duration(seconds)}{tail}")
+                    continue
+                job.error = _error_of(job, rc)
+                retry = job.attempts <= sweep.executor.retries
+                job.status = "pending" if retry else "failed"
+                append_jsonl(events, {**row, "event": "retry" if retry else "failed", "error": job.error})
+                again = f"; retrying ({job.attempts}/{sweep.executor.retries + 1} attempts used)" if retry else f"; log: {job.log}"
+                progress.event(f"failed   {job.name}: {job.error}{again}")
+            progress.update()
+    finally:
+        executor.shutdown()
+    progress.update()
+    failed = [j for j in jobs if j.status == "failed"]
+    progress.event(f"sweep {sweep.name}: {sum(j.status == 'done' for j in done + jobs if j.kind == 'run')}/{len(cells)} cells complete"
+                   + (f", {len(failed)} failed (rerun the same command to retry them)" if failed else ""))
+    return done + jobs
+
+
+def status_table(sweep: Sweep, only: list[str] | None = None) -> str:
+    """One line per cell: state, budget spent, latest accuracy (what `rlvr sweep --status` prints)."""
+    out = []
+    for cell in select_cells(sweep, only):
+        state, detail = cell_state(cell)
+        frac, acc = cell_progress(cell)
+        acc_s = f"{acc:.3f}" if acc is not None else "-"
+        out.append(f"{cell.name:<40} {state:<10} {100 * frac:5.1f}%  acc {acc_s:>5}  {detail[:80]}")
+    return "\n".join(out)

@@ -1,0 +1,37 @@
+"""One sweep job in its own process: `python -m harness.worker '<json>'` (executors start it; not for users).
+
+The JSON holds {"kind": "run" | "pretrain", "config": <plain RunConfig>, "plugins": [module, ...]}.
+Exit code 0 means the run (or warm start) is complete; any error is printed and recorded by the trainer.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from importlib import import_module
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    for module in spec.get("plugins", []):
+        import_module(module)
+    from harness.config import RunConfig, from_dict
+    from harness.registry import resolve_plugins
+
+    cfg = from_dict(RunConfig, spec["config"])
+    cfg.validate()
+    resolve_plugins(cfg)
+    if spec["kind"] == "pretrain":
+        from harness.pretrain import warm_start
+
+        print(f"warm start ready: {warm_start(cfg, progress=False)}", flush=True)
+        return 0
+    from harness.trainer import Trainer
+
+    summary = Trainer(cfg, progress=False).run()
+    print(f"{cfg.run_name}: {summary.get('status')} at step {summary.get('step')}, "
+          f"eval/accuracy {summary.get('initial_accuracy', float('nan')):.3f} -> {summary.get('final_accuracy', float('nan')):.3f}", flush=True)
+    return 0 if summary.get("status") == "complete" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,235 @@
+"""Sweep runner: grid expansion, file:line errors, failures and retries, warm starts built once, and the
+SIGKILL-at-random-moments test (every cell ends with exactly one complete, uncorrupted, exact result)."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import learning
+from harness.config import ConfigError
+from harness.store import read_jsonl
+from harness.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_BASE = {
+    "policy": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64, "warm_start": False},
+    "train": {"prompts_per_step": 4, "group_size": 4, "lr": 1.0e-3, "checkpoint_every": 2},
+    "wandb": {"mode": "disabled"},
+    "task_args": {"train_size": 200, "eval_size": 16},
+}
+
+
+def write_sweep(path: Path, **fields) -> Path:
+    data = {
+        "name": "t",
+        "out_dir": str(path.parent / "runs"),
+        "budget": {"amount": 96, "eval_every": 48, "eval_prompts": 8, "eval_samples": 2},
+        "base": TINY_BASE,
+        "algos": ["grpo"],
+        "tasks": ["arithmetic"],
+        "seeds": [0],
+        "executor": {"workers": 2},
+        **fields,
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def rlvr_sweep(file: Path, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(file), *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+# -- the grid ----------------------------------------------------------------------------------------------------
+
+
+def test_grid_expansion_labels_and_merge_order(tmp_path):
+    sweep = parse_sweep({
+        "name": "g",
+        "out_dir": str(tmp_path),
+        "base": {**TINY_BASE, "train.lr": 1.0e-3},
+        "budget": {"amount": 500},
+        "algos": ["grpo", {"label": "popo-noreplay", "algo": "popo", "algo_args": {"replay": False}, "train.lr": 2.0e-3}],
+        "tasks": ["arithmetic", {"task": "countdown", "budget.amount": 700}],
+        "variants": [{"label": "small", "train.group_size": 2}, {"label": "big"}],
+        "seeds": 2,
+        "executor": {"threads": 1},
+    })
+    assert len(sweep.cells) == 2 * 2 * 2 * 2
+    c = sweep.cell("popo-noreplay", "countdown", 1, "small")
+    assert c.name == "popo-noreplay-countdown-small-s1" and c.config.run_name == c.name
+    assert (c.config.algo, c.config.task, c.config.seed, c.config.threads) == ("popo", "countdown", 1, 1)
+    assert c.config.algo_args == {"replay": False}
+    assert c.config.train.lr == 2.0e-3 and c.config.train.group_size == 2  # entry beats base; variant applies
+    assert c.config.budget.amount == 700 and sweep.cell("grpo", "arithmetic", 0, "big").config.budget.amount == 500
+    assert sweep.cell("grpo", "arithmetic", 0, "big").config.train.lr == 1.0e-3
+    assert len({c.name for c in sweep.cells}) == len(sweep.cells)
+
+
+@pytest.mark.parametrize("patch, match", [
+    ({"algos": ["grpo", {"algo": "popo", "algo_args": {"replay_size": 3}}]}, r"s\.yaml:\d+: cell popo-arithmetic-s0: unknown field 'algo_args.replay_size'"),
+    ({"algos": ["gpro"]}, r"cell gpro-arithmetic-s0: .*unknown algorithm 'gpro'.*grpo"),
+    ({"budget": {"amount": -1}}, r"s\.yaml:\d+: cell grpo-arithmetic-s0: budget.amount: must be > 0"),
+    ({"seeds": [0, 0]}, r"s\.yaml:\d+: seeds: expected a count or a list of distinct integers"),
+    ({"algos": ["grpo", "grpo"]}, r"algos: label 'grpo' appears twice"),
+    ({"executor": {"workers": 0}}, r"s\.yaml:\d+: executor.workers: must be > 0"),
+    ({"sedes": [1]}, r"s\.yaml:\d+: unknown sweep field 'sedes' \(did you mean 'seeds'\?\)"),
+    ({"base": {**TINY_BASE, "threads": 4}}, r"base.threads: set executor.threads"),
+    ({"plugins": ["no_such_module_xyz"]}, r"plugins: cannot import 'no_such_module_xyz'"),
+])
+def test_bad_sweep_files_name_the_line(tmp_path, patch, match):
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(write_sweep(tmp_path / "s.yaml", **patch))
+
+
+def test_error_line_points_at_the_offending_entry(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", algos=["grpo", {"algo": "popo", "algo_args": {"replay_size": 3}}])
+    with pytest.raises(ConfigError) as e:
+        load_sweep(path)
+    line = int(str(e.value).split(":")[1])
+    assert "replay_size" in path.read_text().splitlines()[line - 1]
+
+
+def test_changed_sweep_refuses_to_mix_results(tmp_path):
+    path = write_sweep(tmp_path / "s.yaml")
+    assert all(j.status == "done" for j in run_sweep(load_sweep(path), out=open(os.devnull, "w")))
+    changed = load_sweep(write_sweep(tmp_path / "s.yaml", base={**TINY_BASE, "train": {**TINY_BASE["train"], "lr": 0.5}}))
+    assert cell_state(changed.cells[0])[0] == "conflict" and "train.lr" in cell_state(changed.cells[0])[1]
+    with pytest.raises(ConfigError, match="different config"):
+        run_sweep(changed, out=open(os.devnull, "w"))
+
+
+def test_progress_eta_counts_only_work_done_in_this_session(tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", seeds=2))
+    jobs = plan_jobs(sweep, sweep.cells)
+    p = Progress(sweep, jobs, out=open(os.devnull, "w"))
+    p.t0 -= 10.0  # 10 s in, one cell done and the other half way
+    jobs[0].status, jobs[1].status = "done", "running"
+    p.progress[jobs[1].name] = (0.5, 0.25)
+    header = p.header()
+    assert "done 1 | running 1 | pending 0 | failed 0" in header and "ETA 0m03s" in header  # 0.5 left at 0.15/s
+    assert "50.0%  eval/accuracy 0.250" in "\n".join(p.lines())
+
+
+# -- running -----------------------------------------------------------------------------------------------------
+
+
+def test_failures_are_recorded_retried_and_never_stop_the_sweep(tmp_path):
+    marker = tmp_path / "failed-once"
+    path = write_sweep(
+        tmp_path / "s.yaml",
+        plugins=["tests.plugins.faulty"],
+        algos=[
+            "grpo",
+            {"label": "flaky", "algo": "faulty", "algo_args": {"fail": "once", "marker": str(marker)}},
+            {"label": "nan", "algo": "faulty", "algo_args": {"fail": "always", "marker": str(tmp_path / "m2")}},
+        ],
+        executor={"workers": 2, "retries": 1},
+    )
+    proc = rlvr_sweep(path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out  # a failed cell makes the exit code non-zero
+    runs = tmp_path / "runs"
+    status = {c: json.loads((runs / c / "summary.json").read_text()) for c in ("grpo-arithmetic-s0", "flaky-arithmetic-s0", "nan-arithmetic-s0")}
+    assert status["grpo-arithmetic-s0"]["status"] == "complete"
+    assert status["flaky-arithmetic-s0"]["status"] == "complete" and marker.exists()  # failed once, resumed
+    assert status["nan-arithmetic-s0"]["status"] == "failed"
+    assert "FloatingPointError" in status["nan-arithmetic-s0"]["error"] and "nan" in status["nan-arithmetic-s0"]["error"]
+    events = read_jsonl(runs / "events.jsonl")
+    ends = [(e["job"], e["event"]) for e in events if e["event"] != "start"]
+    assert ends.count(("flaky-arithmetic-s0", "retry")) == 1 and ("flaky-arithmetic-s0", "done") in ends
+    assert ends.count(("nan-arithmetic-s0", "retry")) == 1 and ends.count(("nan-arithmetic-s0", "failed")) == 1
+    assert "failed   nan-arithmetic-s0: FloatingPointError" in out and "2/3 cells complete, 1 failed" in out
+    # the flaky cell's metrics, after a failure and a resume, are a clean sequence of steps
+    steps = [r["step"] for r in read_jsonl(runs / "flaky-arithmetic-s0" / "metrics.jsonl")]
+    assert steps == list(range(1, len(steps) + 1))
+
+
+def test_warm_start_is_built_once_before_the_cells_that_need_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
+    base = {**TINY_BASE, "policy": {**TINY_BASE["policy"], "warm_start": True},
+            "pretrain": {"steps": 20, "min_steps": 10, "check_every": 10, "check_prompts": 8, "batch_size": 16}}
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", base=base, algos=["grpo", "rloo"]))
+    jobs = plan_jobs(sweep, sweep.cells)
+    assert [j.kind for j in jobs] == ["pretrain", "run", "run"] and all(j.needs == jobs[0].name for j in jobs[1:])
+    done = run_sweep(sweep, out=open(os.devnull, "w"))
+    assert all(j.status == "done" for j in done)
+    assert len(list((tmp_path / "cache" / "warm_start").glob("arithmetic-*[!k]"))) == 1
+    assert plan_jobs(sweep, sweep.cells)[0].kind == "run"  # cached now: no warm-start job
+
+
+def _finished_cells(runs: Path, names: list[str]) -> dict:
+    out = {}
+    for name in names:
+        root = runs / name
+        assert json.loads((root / "summary.json").read_text())["status"] == "complete", name
+        metrics, evals = read_jsonl(root / "metrics.jsonl"), read_jsonl(root / "evals.jsonl")
+        assert [r["step"] for r in metrics] == list(range(1, len(metrics) + 1)), f"{name}: lost or duplicated steps"
+        points = [e["budget_point"] for e in evals]
+        assert points == sorted(set(points)), f"{name}: duplicated evaluations"
+        out[name] = (learning(metrics), learning(evals))
+    return out
+
+
+def _workers_of(runs: Path) -> list[int]:
+    """PIDs of worker processes still writing into this sweep's directory."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and "harness.worker" in cmd and str(runs) in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _rows_written(runs: Path) -> int:
+    return sum(len(read_jsonl(p)) for p in runs.glob("*/metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_rerun_gives_exactly_the_uninterrupted_results(tmp_path):
+    steps = 24  # per cell; evaluations every 2 steps and checkpoints every 3, so kills land between them too
+    fields = dict(algos=["grpo", "popo"], seeds=2, budget={"amount": 16 * steps, "eval_every": 32, "eval_prompts": 8, "eval_samples": 2},
+                  base={**TINY_BASE, "train": {**TINY_BASE["train"], "checkpoint_every": 3}})
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "killed").mkdir()
+    ref = write_sweep(tmp_path / "ref" / "s.yaml", **fields)
+    killed = write_sweep(tmp_path / "killed" / "s.yaml", **fields)
+    names = [c.name for c in load_sweep(ref).cells]
+
+    proc = rlvr_sweep(ref)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    reference = _finished_cells(tmp_path / "ref" / "runs", names)
+
+    # kill moments: once before any worker has started, then at random amounts of training done
+    runs = tmp_path / "killed" / "runs"
+    targets = sorted(random.Random(0).sample(range(3, len(names) * steps - 3), 4))
+    for target in [0] + targets:
+        proc = rlvr_sweep(killed)
+        deadline = time.time() + 120
+        if target == 0:
+            time.sleep(0.3)
+        while target and _rows_written(runs) < target and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)  # the sweep process only: its workers must die with it
+        proc.wait()
+        deadline = time.time() + 10
+        while _workers_of(runs) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _workers_of(runs), "a worker outlived the killed sweep"
+    proc = rlvr_sweep(killed)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert _finished_cells(runs, names) == reference
+    assert "4 complete, 0 to run" in rlvr_sweep(killed).communicate(timeout=120)[0]  # idempotent
+    starts = [e["job"] for e in read_jsonl(runs / "events.jsonl") if e["event"] == "start"]
+    assert len(starts) >= len(names) + 3  # cells really were interrupted mid-run and resumed
