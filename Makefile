@@ -15,9 +15,10 @@ $(BIN)/rlvr: pyproject.toml constraints.txt
 
 setup: $(BIN)/rlvr
 
-# Main job on the embedded default: warm start (cached) + GRPO on arithmetic; prints where results are.
+# Main job: every registered algorithm x {arithmetic, countdown} x 2 seeds (warm starts built and cached
+# first); rerunning resumes. Results under runs/quickstart/.
 quickstart: setup
-	$(BIN)/rlvr run algo=grpo task=arithmetic budget.amount=20000 budget.eval_every=5000 $(ARGS)
+	$(BIN)/rlvr sweep sweeps/quickstart.yaml $(ARGS)
 
 # The whole suite, inside a private network namespace with only loopback up: no test can reach off the machine.
 test: setup

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from harness.config import ConfigError, RunConfig, describe, load_config
 from tasks.base import DataError
@@ -63,6 +64,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_tune(sweep, args.workers or 1, args.algo, extra_args=passthrough, summary=not args.no_summary)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import compare, render_report
+
+    if args.compare:
+        out, rows = compare(*args.compare, out=args.out)
+        for r in rows:
+            print(f"{r['task']:<12} {r['method']:<20} {r['a']:.3f} -> {r['b']:.3f}  diff {r['diff'][0]:+.3f} "
+                  f"[{r['diff'][1]:+.3f}, {r['diff'][2]:+.3f}]  p {r['p']:.3g}  {r['change']}")
+        print(f"report: {out / 'report.md'}")
+        return 1 if args.fail_on_regression and any(r["change"] == "worse" for r in rows) else 0
+    if not args.source:
+        raise ConfigError("rlvr report: give a sweep file or results directory (or --compare A B)")
+    command = "rlvr report " + " ".join([args.source] + (["--baseline", args.baseline] if args.baseline else []))
+    out = render_report(args.source, args.out, args.baseline, command=command, wandb_mode=args.wandb)
+    print(f"report: {out / 'report.md'}  (report.html, figures/*.png|svg, data.json)")
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from harness.pretrain import warm_start, warm_start_report
 
@@ -82,6 +101,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     rows = probe_variance(Trainer(cfg, progress=False), batches=args.batches, prompts=args.prompts, k=args.k, checkpoint=args.checkpoint)
     print(f"gradient variance over {args.batches} batches of {args.prompts} prompts x {cfg.train.group_size} samples ({cfg.task})")
     print(format_table(rows))
+    if args.json:  # e.g. <sweep out_dir>/probe_variance-<task>.json, which `rlvr report` includes
+        from harness.store import atomic_write
+
+        atomic_write(Path(args.json), json.dumps({"task": cfg.task, "batches": args.batches, "prompts": args.prompts, "k": args.k,
+                                                  "group_size": cfg.train.group_size, "checkpoint": args.checkpoint, "rows": rows}, indent=1))
     return 0
 
 
@@ -119,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompts", type=int, default=16, help="prompts per batch (the same in every batch)")
     p.add_argument("--k", type=int, default=4, help="K of the pass@K estimators")
     p.add_argument("--checkpoint", default=None, help="a run's checkpoint/state.pt (default: the warm start)")
+    p.add_argument("--json", help="also write the table to this JSON file")
     p.set_defaults(fn=cmd_probe)
     p = sub.add_parser("sweep", help="run (or resume) every cell of a sweep file; rerunning skips finished cells")
     p.add_argument("file")
@@ -139,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch threads per trial")
     p.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)  # workers started by --workers
     p.set_defaults(fn=cmd_tune, executor=None, address=None, retries=None)
+    p = sub.add_parser("report", help="figures and tables with CIs from a sweep's results store (never the W&B API)")
+    p.add_argument("source", nargs="?", help="a sweep file or a results directory")
+    p.add_argument("--out", help="report directory (default reports/<sweep name>)")
+    p.add_argument("--baseline", help="method the others are compared with (default: the claim's, else grpo)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="what changed from sweep A to sweep B, with significance")
+    p.add_argument("--fail-on-regression", action="store_true", help="with --compare: exit 1 when a method got significantly worse")
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"], default="offline", help="also log the figures and tables to W&B")
+    p.set_defaults(fn=cmd_report)
     sub.add_parser("list", help="registered algorithms, tasks and engines").set_defaults(fn=cmd_list)
     sub.add_parser("config", help="every config field with its default and meaning").set_defaults(fn=cmd_config)
     args = parser.parse_args(argv)

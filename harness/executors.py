@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -98,6 +99,7 @@ class RayExecutor:
 
         self.ray = ray
         self.threads = threads
+        self._tmp = None
         if address is None:
             cpus = (workers or max(1, (os.cpu_count() or 1) // threads)) * threads
             # a short temp dir: Ray's socket paths must fit in 107 bytes
@@ -139,6 +141,8 @@ class RayExecutor:
             self.ray.cancel(ref, force=True)
         self.refs.clear()
         self.ray.shutdown()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def make_executor(cfg):

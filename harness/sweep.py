@@ -16,6 +16,7 @@ A sweep file:
     executor: {kind: local, workers: 2, threads: 1, retries: 1}
     plugins: [my_package.my_algorithm]  # modules to import so their plugins register (also in workers)
     tune: {...}                       # search spaces for `rlvr tune` (harness/tune.py)
+    claim: {...}                      # the claim `rlvr report` decides (harness/report.py)
 
 Each cell is a RunConfig: base <- algo entry <- task entry <- variant entry, named
 `<algo>-<task>[-<variant>]-s<seed>`. Idempotent by construction: a cell's directory holds at most one run
@@ -164,7 +165,7 @@ def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) ->
     return best[1] if best else None
 
 
-SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune")
+SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune", "claim")
 
 
 def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Path | None = None) -> Sweep:
@@ -427,10 +428,9 @@ class Progress:
 
 def _error_of(job: Job, rc: int) -> str:
     """The run's recorded error, else the last line of its log that looks like one."""
-    if job.cell is not None:
-        err = RunStore(job.cell.root).summary().get("error")
-        if err and RunStore(job.cell.root).summary().get("status") == "failed":
-            return err
+    summary = RunStore(job.cell.root).summary() if job.cell is not None else {}
+    if summary.get("status") == "failed" and summary.get("error"):
+        return summary["error"]
     tail = job.log.read_text(errors="replace").strip().splitlines()[-20:] if job.log.exists() else []
     for line in reversed(tail):
         if re.match(r"^\w*(Error|Exception|Interrupt)\b", line) or line.startswith("rlvr: error"):

@@ -233,3 +233,25 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_the_uninterrupted_re
     assert "4 complete, 0 to run" in rlvr_sweep(killed).communicate(timeout=120)[0]  # idempotent
     starts = [e["job"] for e in read_jsonl(runs / "events.jsonl") if e["event"] == "start"]
     assert len(starts) >= len(names) + 3  # cells really were interrupted mid-run and resumed
+
+
+def _private_network() -> bool:
+    """True inside a network namespace with only loopback (as `make test` runs): Ray probes off-machine
+    addresses when it starts, and no test may send traffic off the machine."""
+    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]  # per network namespace, unlike /sys/class/net
+    return [line.split(":")[0].strip() for line in lines] == ["lo"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _private_network(), reason="starts Ray: run inside `make test`'s private network namespace")
+def test_ray_executor_on_a_local_two_cpu_instance_matches_the_local_pool(tmp_path):
+    pytest.importorskip("ray")
+    fields = dict(algos=["grpo", "popo"], executor={"workers": 2})
+    for kind in ("local", "ray"):
+        (tmp_path / kind).mkdir()
+        file = write_sweep(tmp_path / kind / "s.yaml", **fields)
+        out, _ = rlvr_sweep(file, "--executor", kind).communicate(timeout=300)
+        assert "2/2 cells complete" in out, out
+    assert "executor: ray, 2 worker(s) x 1 thread(s), cluster CPUs 2.0" in out
+    names = ["grpo-arithmetic-s0", "popo-arithmetic-s0"]
+    assert _finished_cells(tmp_path / "ray" / "runs", names) == _finished_cells(tmp_path / "local" / "runs", names)

@@ -1,0 +1,149 @@
+"""rlvr report on a synthetic results store whose statistics are known in closed form, --compare, and the
+HTML report rendered by headless Chromium."""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.report import compare, load_results, render_report
+
+B = 1000.0  # budget in rollouts; evaluations every 100
+POINTS = np.arange(0, B + 1, 100.0)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_run(root: Path, name: str, acc, *, flops_per_rollout=1e6, seconds_per_rollout=0.01, purposes=None, diag=0.5):
+    run = root / name
+    run.mkdir(parents=True)
+    evals = [{"step": i, "budget_point": b, "unit": "rollouts", "rollouts": b, "tokens": 10 * b, "flops": flops_per_rollout * b,
+              "seconds": seconds_per_rollout * b, "eval/accuracy": float(a), "eval/pass@4": float(min(1.0, 2 * a))}
+             for i, (b, a) in enumerate(zip(POINTS, acc))]
+    metrics = [{"step": i + 1, "rollouts": b, "train/effective_group_frac": diag, "grad/norm": 1.0} for i, b in enumerate(POINTS[1:])]
+    (run / "evals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    purposes = purposes or {"train": B}
+    summary = {"status": "complete", "ledger/rollouts": B, "ledger/flops": flops_per_rollout * B, "ledger/rollouts_trained": purposes.get("train", 0),
+               "ledger/rollouts_replayed": 0, **{f"ledger/rollouts_{k}": v for k, v in purposes.items()},
+               "time/generate": 3.0, "time/update": 6.0, "time/charged": 9.5}
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def synthetic_store(root: Path, seeds=3, offset=0.0) -> Path:
+    """grpo climbs linearly 0.2 -> 0.3; fast climbs 0.2 -> 0.4 (reaches 0.3 at half the budget, 2x);
+    fast-nox (an ablation of fast) ends at 0.35; seeds differ by +-0.01 (mean unchanged) except where noted."""
+    frac = POINTS / B
+    cells = []
+    curves = {"grpo": 0.2 + 0.1 * frac + offset, "fast": 0.2 + 0.2 * frac, "fast-nox": 0.2 + 0.15 * frac}
+    algorithm = {"grpo": "grpo", "fast": "fast", "fast-nox": "fast"}
+    for task in ("arithmetic", "countdown"):
+        for method, curve in curves.items():
+            for seed in range(seeds):
+                name = f"{method}-{task}-s{seed}"
+                jitter = 0.01 * (seed - (seeds - 1) / 2) if method == "fast-nox" else 0.0
+                write_run(root, name, curve + jitter * frac,
+                          purposes={"train": 600, "discarded": 400} if method == "fast" else {"train": B}, diag=0.3 if method == "fast" else 0.6)
+                cells.append({"name": name, "algo": method, "task": task, "variant": None, "seed": seed, "algorithm": algorithm[method], "unit": "rollouts"})
+    (root / "cells.json").write_text(json.dumps({"name": root.name, "cells": cells}))
+    return root
+
+
+CLAIM = "claim: {text: fast reaches grpo's final accuracy with fewer rollouts, method: fast, baseline: grpo, test: speedup, axis: rollouts}\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = synthetic_store(tmp_path_factory.mktemp("store") / "synth")
+    (root / "sweep.yaml").write_text(CLAIM)
+    out = render_report(root, tmp_path_factory.mktemp("report") / "synth", wandb_mode="disabled")
+    return out, json.loads((out / "data.json").read_text())
+
+
+def test_final_accuracy_auc_and_intervals_match_closed_forms(report):
+    _, data = report
+    rows = {(r["task"], r["method"]): r for r in data["final"]}
+    assert rows["arithmetic", "grpo"]["final"] == pytest.approx([0.3, 0.3, 0.3])  # identical seeds: a zero-width CI
+    assert rows["arithmetic", "fast"]["final"] == pytest.approx([0.4, 0.4, 0.4])
+    lo, hi = rows["countdown", "fast-nox"]["final"][1:]
+    assert rows["countdown", "fast-nox"]["final"][0] == pytest.approx(0.35) and 0.34 - 1e-9 <= lo < 0.35 < hi <= 0.36 + 1e-9
+    # the area under a line from a to b over the budget, divided by the budget, is (a + b) / 2
+    assert rows["arithmetic", "grpo"]["auc"][0] == pytest.approx(0.25) and rows["arithmetic", "fast"]["auc"][0] == pytest.approx(0.3)
+
+
+def test_budget_to_target_and_speedup(report):
+    _, data = report
+    rows = {(r["task"], r["axis"], r["method"]): r for r in data["budget_to_target"]}
+    fast = rows["arithmetic", "rollouts", "fast"]
+    assert fast["target"] == pytest.approx(0.3)
+    assert fast["baseline_budget"] == pytest.approx([B] * 3) and fast["method_budget"] == pytest.approx([B / 2] * 3)
+    assert fast["speedup"] == pytest.approx([2.0, 2.0, 2.0])
+    assert rows["arithmetic", "flops", "fast"]["speedup"][0] == pytest.approx(2.0)
+    assert rows["countdown", "rollouts", "fast-nox"]["method_budget"][0] == pytest.approx(B * 0.1 / 0.15)
+    assert ("arithmetic", "rollouts", "grpo") not in rows  # the baseline is the reference, not a row
+
+
+def test_aggregate_iqm_and_probability_of_improvement(report):
+    _, data = report
+    agg = {r["method"]: r for r in data["aggregate"]}
+    assert agg["grpo"]["iqm"] == pytest.approx([0.3] * 3) and "poi" not in agg["grpo"]
+    assert agg["fast"]["poi"] == pytest.approx([1.0] * 3)  # every fast run beats every grpo run on both tasks
+    # fast-nox finals 0.34 / 0.35 / 0.36 on both tasks: IQM over the 6 scores trims one from each end
+    assert agg["fast-nox"]["iqm"][0] == pytest.approx(0.35)
+
+
+def test_claim_compute_and_ablation_tables(report):
+    out, data = report
+    assert data["claim"]["sentence"].startswith("**Claim: fast reaches grpo's final accuracy with fewer rollouts — held on this setup** (2/2 tasks)")
+    assert "2.00 [2.00, 2.00]x" in data["claim"]["sentence"]
+    comp = {(r["task"], r["method"]): r for r in data["compute"]}
+    assert comp["arithmetic", "fast"]["by_purpose"]["discarded"] == 400 and comp["arithmetic", "fast"]["trained"] == 600
+    (abl,) = [r for r in data["ablations"] if r["task"] == "arithmetic"]
+    assert (abl["method"], abl["full"]) == ("fast-nox", "fast") and abl["diff"][0] == pytest.approx(-0.05)
+    assert abl["diff"][2] < 0 and abl["poi"] == pytest.approx([0.0] * 3)
+    md = (out / "report.md").read_text()
+    assert md.startswith("# synth: RLVR comparison report\n\nRegenerate: `rlvr report")
+    for fig in ("accuracy_vs_rollouts", "accuracy_vs_flops", "accuracy_vs_seconds", "budget_to_target", "aggregate", "compute", "diagnostics", "pass4_vs_budget"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 5000 and (out / "figures" / f"{fig}.svg").exists()
+        assert f"figures/{fig}.png" in md
+
+
+def test_incomplete_runs_are_listed_not_averaged(tmp_path):
+    root = synthetic_store(tmp_path / "s", seeds=2)
+    (root / "fast-arithmetic-s1" / "summary.json").write_text(json.dumps({"status": "failed"}))
+    res = load_results(root)
+    assert len(res.group("arithmetic", "fast")) == 1 and res.skipped == ["fast-arithmetic-s1: failed"]
+
+
+def test_compare_flags_significant_changes(tmp_path):
+    a = synthetic_store(tmp_path / "a", seeds=4)
+    b = synthetic_store(tmp_path / "b", seeds=4, offset=0.05)  # grpo better by 0.05 everywhere, the rest unchanged
+    out, rows = compare(a, b, tmp_path / "cmp")
+    verdict = {(r["task"], r["method"]): r for r in rows}
+    assert verdict["arithmetic", "grpo"]["change"] == "better" and verdict["arithmetic", "grpo"]["diff"][0] == pytest.approx(0.05)
+    assert verdict["arithmetic", "fast-nox"]["change"] == "no significant change"
+    worse, _ = compare(b, a, tmp_path / "cmp2")
+    assert "| worse |" in (worse / "report.md").read_text()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_html_renders_every_figure_in_headless_chromium(report, tmp_path):
+    out, _ = report
+    html = out / "report.html"
+    n_figures = len(list((out / "figures").glob("*.png")))
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                          "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert len(re.findall(r'data-rendered="1"', dom)) == n_figures and 'data-rendered="0"' not in dom
+    artefact = REPO / ".test-artifacts" / "report-screenshot.png"
+    artefact.parent.mkdir(exist_ok=True)
+    artefact.unlink(missing_ok=True)
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1200,2400",
+                    f"--screenshot={artefact}", html.as_uri()], capture_output=True, timeout=120)
+    assert artefact.stat().st_size > 20_000  # a page with figures on it, saved for people to look at
