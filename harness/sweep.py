@@ -24,7 +24,6 @@ Each cell is a RunConfig: base <- algo entry <- task entry <- variant entry, nam
 """
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import json
 import os
