@@ -285,22 +285,24 @@ def decide_claim(res: Results, claim: dict) -> tuple[str, list[dict]]:
     if test == "speedup":
         axis, target = claim.get("axis", "rollouts"), claim.get("target", "final")
         rows = [r for r in target_table(res, baseline, (axis,), target) if r["method"] == method]
-        parts, held = [], 0
+        parts, held, against = [], 0, 0
         for r in rows:
             p, lo, hi = r["speedup"]
-            ok = lo > 1.0
-            held += ok
-            parts.append(f"{r['task']}: {fmt_ci(p, lo, hi, 2)}x ({'held' if ok else 'not shown'})")
-        verdict = "held" if rows and held == len(rows) else ("held on some tasks" if held else "did not hold")
+            held, against = held + (lo > 1.0), against + (hi < 1.0)
+            word = "held" if lo > 1.0 else "contradicted" if hi < 1.0 else "inconclusive"
+            parts.append(f"{r['task']}: {fmt_ci(p, lo, hi, 2)}x ({word})")
+        verdict = ("held" if rows and held == len(rows) else "was contradicted" if rows and against == len(rows)
+                   else "held on some tasks only" if held else "was not shown")
         what = f"{axis} to reach {'99% of the peak of' if target == 'peak99' else 'the final accuracy of'} {baseline}"
-        return (f"**Claim: {text} — {verdict} on this setup** ({held}/{len(rows)} tasks). Speed-up in {what}, "
-                f"{baseline} / {method}, 95% CI over seeds; it holds where the CI lies above 1: {'; '.join(parts)}."), rows
+        return (f"**Claim: {text} — {verdict} on this setup** (held on {held}/{len(rows)} tasks). Speed-up in {what}, "
+                f"{baseline} / {method}, 95% CI over seeds (0 = never reached); it holds where the CI lies above 1 and is "
+                f"contradicted where it lies below 1: {'; '.join(parts)}."), rows
     metric = claim.get("metric", "eval/accuracy")
     agg = {r["method"]: r for r in aggregate_table(res, baseline, metric)}
     if method not in agg or "poi" not in agg[method]:
         return f"**Claim: {text} — not decidable** (no complete runs of {method} and {baseline} on every task).", []
     p, lo, hi = agg[method]["poi"]
-    verdict = "held" if lo > 0.5 else ("was contradicted" if hi < 0.5 else "not shown")
+    verdict = "held" if lo > 0.5 else ("was contradicted" if hi < 0.5 else "was not shown")
     return (f"**Claim: {text} — {verdict} on this setup.** P({method} > {baseline}) on final {metric} across tasks x seeds = "
             f"{fmt_ci(p, lo, hi)} (stratified bootstrap 95% CI; it holds where the CI lies above 0.5)."), [agg[method]]
 
@@ -350,7 +352,7 @@ def fig_curves(res: Results, axis: str, colour: dict, y: str = "eval/accuracy"):
 
 
 def fig_diagnostics(res: Results, colour: dict):
-    keys = [k for k in DIAGNOSTICS if any(k in r.metrics[0] for r in res.runs if r.metrics)]
+    keys = [k for k in DIAGNOSTICS if any(k in m for r in res.runs for m in r.metrics)]
     if not keys:
         return None
     plt = _style()
@@ -359,7 +361,7 @@ def fig_diagnostics(res: Results, colour: dict):
         for j, key in enumerate(keys):
             ax = axes[i][j]
             for method in res.methods:
-                runs = [r for r in res.group(task, method) if r.metrics and key in r.metrics[0]]
+                runs = [r for r in res.group(task, method) if any(key in m for m in r.metrics)]
                 if not runs:
                     continue
                 curves = []
@@ -402,12 +404,12 @@ def fig_targets(rows: list[dict], baseline: str, colour: dict):
                 ax.barh(k, p, color=colour[r["method"]], alpha=0.85 if reached else 0.2)
                 if reached:
                     ax.errorbar(p, k, xerr=[[p - lo], [hi - p]], color="k", capsize=3, lw=1)
-                ax.text(p, k, f"  {r['speedup'][0]:.2f}x" if reached else "  never", va="center", fontsize=8)
-            ax.set_yticks(range(len(sel)), [r["method"] for r in sel])
+            ax.set_yticks(range(len(sel)), [f"{r['method']}\n{r['speedup'][0]:.2f}x" if math.isfinite(r["method_budget"][0]) else f"{r['method']}\nnever"
+                                            for r in sel])
             ax.set_xlabel(AXES[axis])
             ax.set_title(task)
             ax.grid(alpha=0.25, axis="x")
-    fig.suptitle(f"budget to reach {baseline}'s target, 95% CI over seeds; labels: speed-up vs {baseline}", fontsize=11)
+    fig.suptitle(f"budget to reach {baseline}'s target, 95% CI over seeds; under each name: speed-up vs {baseline}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -582,6 +584,12 @@ def render_report(source: str | Path, out: str | Path | None = None, baseline: s
     doc.h("Final accuracy and area under the curve")
     doc.table(["task", "method", "seeds", "initial", "final eval/accuracy", "AUC (acc vs budget / budget)"],
               [[r["task"], r["method"], r["seeds"], f"{r['initial']:.3f}", fmt_ci(*r["final"]), fmt_ci(*r["auc"])] for r in finals])
+    metric = claim.get("metric", "eval/accuracy")
+    if metric != "eval/accuracy":  # the claim is about another metric: its final values too
+        doc.h(f"Final {metric}")
+        doc.table(["task", "method", "seeds", "initial", f"final {metric}"],
+                  [[t, m, len(g), f"{np.mean([r.evals[0][metric] for r in g]):.3f}", fmt_ci(*stats.bootstrap_ci(np.array([r.final(metric) for r in g])))]
+                   for t in res.tasks for m in res.methods if (g := res.group(t, m))])
     doc.h("Accuracy vs compute")
     for axis in ("rollouts", "flops", "seconds"):
         doc.figure(fig_curves(res, axis, colour), f"accuracy_vs_{axis}", f"eval/accuracy vs {AXES[axis]}, per task: mean and 95% bootstrap CI over seeds")

@@ -167,7 +167,9 @@ class RunStore:
         append_jsonl(self.evals_path, row)
 
     def row_counts(self) -> dict[str, int]:
-        return {"metrics": len(self.metrics()), "evals": len(self.evals())}
+        """Complete rows in each JSONL file (resume cut any torn line, so every newline ends a row)."""
+        return {key: path.read_bytes().count(b"\n") if path.exists() else 0
+                for key, path in (("metrics", self.metrics_path), ("evals", self.evals_path))}
 
     def truncate_to(self, counts: dict[str, int] | None) -> None:
         """Keep the first counts[...] rows of each JSONL file (None: none); later rows will be recomputed."""

@@ -96,7 +96,7 @@ def test_aggregate_iqm_and_probability_of_improvement(report):
 
 def test_claim_compute_and_ablation_tables(report):
     out, data = report
-    assert data["claim"]["sentence"].startswith("**Claim: fast reaches grpo's final accuracy with fewer rollouts — held on this setup** (2/2 tasks)")
+    assert data["claim"]["sentence"].startswith("**Claim: fast reaches grpo's final accuracy with fewer rollouts — held on this setup** (held on 2/2 tasks)")
     assert "2.00 [2.00, 2.00]x" in data["claim"]["sentence"]
     comp = {(r["task"], r["method"]): r for r in data["compute"]}
     assert comp["arithmetic", "fast"]["by_purpose"]["discarded"] == 400 and comp["arithmetic", "fast"]["trained"] == 600
@@ -147,3 +147,14 @@ def test_report_html_renders_every_figure_in_headless_chromium(report, tmp_path)
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", "--window-size=1200,2400",
                     f"--screenshot={artefact}", html.as_uri()], capture_output=True, timeout=120)
     assert artefact.stat().st_size > 20_000  # a page with figures on it, saved for people to look at
+
+
+def test_a_poi_claim_on_another_metric_is_decided_by_its_stratified_interval(tmp_path):
+    from harness.report import decide_claim
+
+    res = load_results(synthetic_store(tmp_path / "s", seeds=3))
+    claim = {"text": "fast improves pass@4", "method": "fast", "baseline": "grpo", "test": "poi", "metric": "eval/pass@4"}
+    sentence, rows = decide_claim(res, claim)
+    assert sentence.startswith("**Claim: fast improves pass@4 — held on this setup.**") and "1.000 [1.000, 1.000]" in sentence
+    sentence, _ = decide_claim(res, {**claim, "method": "grpo", "baseline": "fast"})
+    assert "was contradicted" in sentence
