@@ -175,7 +175,7 @@ def final_table(res: Results, y: str = "eval/accuracy") -> list[dict]:
 def _auc(run: Run) -> float:
     from harness.tune import objective_value
 
-    return objective_value(run.evals, run.evals[-1]["budget_point"], "auc")
+    return objective_value(run.evals, "auc")
 
 
 def target_table(res: Results, baseline: str, axes: tuple[str, ...] = ("rollouts", "flops"), target: str = "final") -> list[dict]:

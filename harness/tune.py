@@ -125,7 +125,7 @@ def trial_config(base: RunConfig, params: dict, out_dir: Path, seed: int) -> Run
 # Objective values from an evaluation curve
 
 
-def curve_values(evals: list[dict], amount: float, objective: str) -> list[tuple[int, float, float]]:
+def curve_values(evals: list[dict], objective: str) -> list[tuple[int, float, float]]:
     """[(budget-point index, point accuracy, running objective)] for each eval after the start.
     Running auc at point b = trapezoid area of accuracy over [0, b] / b; running final = accuracy at b."""
     out, area = [], 0.0
@@ -137,8 +137,8 @@ def curve_values(evals: list[dict], amount: float, objective: str) -> list[tuple
     return out
 
 
-def objective_value(evals: list[dict], amount: float, objective: str) -> float:
-    values = curve_values(evals, amount, objective)
+def objective_value(evals: list[dict], objective: str) -> float:
+    values = curve_values(evals, objective)
     if not values:
         raise ValueError("no evaluation after the start of the run")
     return values[-1][2]
@@ -249,7 +249,7 @@ def run_trial(trial, cfg: TuneConfig, base: RunConfig, out_dir: Path, space: dic
         def on_eval(evals: list[dict]) -> None:
             if i > 0:  # pruning watches the first seed's curve
                 return
-            for step, point, running in curve_values(evals, rcfg.budget.amount, cfg.objective):
+            for step, point, running in curve_values(evals, cfg.objective):
                 if step not in reported:
                     trial.report(point if cfg.pruner == "wilcoxon" else running, step)
                     reported.add(step)
@@ -262,7 +262,7 @@ def run_trial(trial, cfg: TuneConfig, base: RunConfig, out_dir: Path, space: dic
         on_eval(evals)  # a run finished earlier (same parameters) reports its whole curve
         if summary.get("status") != "complete":
             raise RuntimeError(f"run {trainer.store.root} ended {summary.get('status')}")
-        values.append(objective_value(evals, rcfg.budget.amount, cfg.objective))
+        values.append(objective_value(evals, cfg.objective))
     value = sum(values) / len(values)
     if not math.isfinite(value):
         raise FloatingPointError(f"objective is {value}")

@@ -27,13 +27,13 @@ def tune_file(tmp_path, **tune):
 
 def test_objectives_against_hand_computed_curves():
     evals = [{"budget_point": b, "eval/accuracy": a} for b, a in ((0, 0.2), (100, 0.4), (200, 0.4), (250, 0.9))]
-    values = curve_values(evals, 250, "auc")
+    values = curve_values(evals, "auc")
     # trapezoids: 30, +40, +32.5 -> running area / budget point
     assert [v[0] for v in values] == [0, 1, 2] and [v[1] for v in values] == [0.4, 0.4, 0.9]
     assert [v[2] for v in values] == pytest.approx([30 / 100, 70 / 200, 102.5 / 250])
-    assert objective_value(evals, 250, "final") == 0.9
+    assert objective_value(evals, "final") == 0.9
     with pytest.raises(ValueError):
-        objective_value(evals[:1], 250, "auc")
+        objective_value(evals[:1], "auc")
 
 
 @pytest.mark.parametrize("space, match", [
