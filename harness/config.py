@@ -380,16 +380,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except ConfigError as e:
         if path is None:
             raise
-        raise _with_location(e, Path(path), lines, _flat_keys(override_data)) from None
+        raise _with_location(e, Path(path), lines, flat_keys(override_data)) from None
     return cfg
 
 
-def _flat_keys(data: dict, prefix: str = "") -> list[str]:
+def flat_keys(data: dict, prefix: str = "") -> list[str]:
+    """Every dotted key of a nested mapping, sections included: {"a": {"b": 1}} -> ["a", "a.b"]."""
     out = []
     for k, v in data.items():
-        out.append(prefix + k)
+        out.append(f"{prefix}{k}")
         if isinstance(v, dict):
-            out.extend(_flat_keys(v, prefix + k + "."))
+            out.extend(flat_keys(v, f"{prefix}{k}."))
     return out
 
 

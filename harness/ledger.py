@@ -83,12 +83,7 @@ class Ledger:
 
     def spent(self, unit: str) -> float:
         """Budget consumed in `unit` (rollouts, tokens, flops or seconds); evaluation excluded."""
-        return {
-            "rollouts": self.rollouts_generated,
-            "tokens": self.tokens_generated,
-            "flops": self.flops,
-            "seconds": self.charged_seconds,
-        }[unit]
+        return self.metrics()[SPENT_METRIC[unit]]
 
     def metrics(self) -> dict[str, float]:
         out = {

@@ -140,6 +140,7 @@ class RunStore:
         self.metrics_path = self.root / "metrics.jsonl"
         self.evals_path = self.root / "evals.jsonl"
         self.ckpt_dir = self.root / "checkpoint"
+        self.jsonl_files = {"metrics": self.metrics_path, "evals": self.evals_path}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -168,13 +169,12 @@ class RunStore:
 
     def row_counts(self) -> dict[str, int]:
         """Complete rows in each JSONL file (resume cut any torn line, so every newline ends a row)."""
-        return {key: path.read_bytes().count(b"\n") if path.exists() else 0
-                for key, path in (("metrics", self.metrics_path), ("evals", self.evals_path))}
+        return {key: path.read_bytes().count(b"\n") if path.exists() else 0 for key, path in self.jsonl_files.items()}
 
     def truncate_to(self, counts: dict[str, int] | None) -> None:
         """Keep the first counts[...] rows of each JSONL file (None: none); later rows will be recomputed."""
         counts = counts or {"metrics": 0, "evals": 0}
-        for key, path in (("metrics", self.metrics_path), ("evals", self.evals_path)):
+        for key, path in self.jsonl_files.items():
             rows = read_jsonl(path)[: counts[key]]
             atomic_write(path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
 

@@ -41,6 +41,7 @@ from harness.config import (
     _mentions,
     deep_merge,
     doc,
+    flat_keys,
     from_dict,
     read_yaml,
     require_positive,
@@ -116,15 +117,6 @@ def expand_dotted(data: dict) -> dict:
     return out
 
 
-def _flat(data: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in data.items():
-        out.append(f"{prefix}{k}")
-        if isinstance(v, dict):
-            out.extend(_flat(v, f"{prefix}{k}."))
-    return out
-
-
 def _axis(entries: Any, key: str, where: str) -> list[tuple[str, dict, str]]:
     """An axis of the grid: [(label, overrides, yaml prefix)]. Entries are names or mappings with `key`/`label`."""
     if entries is None:
@@ -158,7 +150,7 @@ def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) ->
     """Line of the longest key, among the cell's override sources, that the error message names."""
     best = None
     for prefix, data in sources:
-        for key in _flat(data):
+        for key in flat_keys(data):
             if _mentions(msg, key) and f"{prefix}{key}" in lines and (best is None or len(key) > len(best[0])):
                 best = (key, lines[f"{prefix}{key}"])
     return best[1] if best else None
@@ -291,9 +283,9 @@ def cell_state(cell: Cell) -> tuple[str, str]:
     stored = store.stored_config()
     if stored is None:
         return "new", ""
-    if stored != resolved_config(cell.config):
-        mine = resolved_config(cell.config)
-        changed = [k for k in sorted(set(_flat(stored)) | set(_flat(mine))) if _get(stored, k) != _get(mine, k) and not isinstance(_get(mine, k), dict)]
+    mine = resolved_config(cell.config)
+    if stored != mine:
+        changed = [k for k in sorted(set(flat_keys(stored)) | set(flat_keys(mine))) if _get(stored, k) != _get(mine, k) and not isinstance(_get(mine, k), dict)]
         return "conflict", f"holds a run with a different config ({', '.join(changed[:4])} changed); use another out_dir or remove it"
     summary = store.summary()
     status = summary.get("status", "running")

@@ -287,42 +287,39 @@ def tune_worker(sweep, only_algo: list[str] | None = None, out=None) -> None:
     if unknown:
         raise ConfigError(f"tune.space.{unknown[0]}: not an algorithm label of this sweep ({', '.join(labels)})")
     tag = f"[tune {os.getpid()}]"
-    for algo, space in cfg.space.items():
-        if only_algo and algo not in only_algo:
-            continue
-        for task in dict.fromkeys(c.task for c in sweep.cells):
-            base = next(c for c in sweep.cells if c.algo == algo and c.task == task).config
-            for name in space:  # a typo in the space fails before any compute
-                trial_config(base, {name: _probe_value(space[name])}, sweep.out_dir, 0)
-            study_name = f"{sweep.name}.{algo}.{task}"
-            study = make_study(cfg, storage, study_name)
-            run_dir = sweep.out_dir / "tune" / f"{algo}-{task}"
-            while True:
-                stale = fail_stale_trials(study, cfg.grace, cfg.max_retry)
-                if stale:
-                    print(f"{tag} {study_name}: trial(s) {stale} had no heartbeat; failed and re-queued", file=out, flush=True)
-                states = [t.state for t in study.get_trials(deepcopy=False)]
-                finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
-                if finished + states.count(TrialState.RUNNING) >= cfg.trials and TrialState.WAITING not in states:
-                    break
-                trial = study.ask()
-                t0 = time.time()
-                try:
-                    with Heartbeat(trial, cfg.heartbeat):
-                        value = run_trial(trial, cfg, base, run_dir, space)
-                    study.tell(trial, value)
-                    line = f"value {value:.4f}"
-                except optuna.TrialPruned as e:
-                    study.tell(trial, state=TrialState.PRUNED)
-                    for key, path in trial.user_attrs.items():
-                        if key.startswith("run_s") and RunStore(path).summary().get("status") == "failed":
-                            RunStore(path).write_summary(status="pruned", error=str(e))
-                    line = f"pruned ({e})"
-                except Exception as e:  # a failed trial is recorded and never stops the study
-                    trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-                    study.tell(trial, state=TrialState.FAIL)
-                    line = f"FAILED {type(e).__name__}: {e}"
-                print(f"{tag} {study_name} trial {trial.number} {json.dumps(trial.params)}: {line} in {time.time() - t0:.0f} s", file=out, flush=True)
+    for algo, task, study_name in studies(sweep, only_algo):
+        space = cfg.space[algo]
+        base = next(c for c in sweep.cells if c.algo == algo and c.task == task).config
+        for name in space:  # a typo in the space fails before any compute
+            trial_config(base, {name: _probe_value(space[name])}, sweep.out_dir, 0)
+        study = make_study(cfg, storage, study_name)
+        run_dir = sweep.out_dir / "tune" / f"{algo}-{task}"
+        while True:
+            stale = fail_stale_trials(study, cfg.grace, cfg.max_retry)
+            if stale:
+                print(f"{tag} {study_name}: trial(s) {stale} had no heartbeat; failed and re-queued", file=out, flush=True)
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+            if finished + states.count(TrialState.RUNNING) >= cfg.trials and TrialState.WAITING not in states:
+                break
+            trial = study.ask()
+            t0 = time.time()
+            try:
+                with Heartbeat(trial, cfg.heartbeat):
+                    value = run_trial(trial, cfg, base, run_dir, space)
+                study.tell(trial, value)
+                line = f"value {value:.4f}"
+            except optuna.TrialPruned as e:
+                study.tell(trial, state=TrialState.PRUNED)
+                for key, path in trial.user_attrs.items():
+                    if key.startswith("run_s") and RunStore(path).summary().get("status") == "failed":
+                        RunStore(path).write_summary(status="pruned", error=str(e))
+                line = f"pruned ({e})"
+            except Exception as e:  # a failed trial is recorded and never stops the study
+                trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+                study.tell(trial, state=TrialState.FAIL)
+                line = f"FAILED {type(e).__name__}: {e}"
+            print(f"{tag} {study_name} trial {trial.number} {json.dumps(trial.params)}: {line} in {time.time() - t0:.0f} s", file=out, flush=True)
 
 
 def _probe_value(spec: dict) -> Any:
@@ -363,14 +360,16 @@ def best_trials(sweep, only_algo: list[str] | None = None) -> dict:
 
     storage = open_storage(sweep.tune, sweep.out_dir)
     best = {}
-    for algo in sweep.tune.space:
-        if only_algo and algo not in only_algo:
-            continue
-        for task in dict.fromkeys(c.task for c in sweep.cells):
-            name = f"{sweep.name}.{algo}.{task}"
-            try:
-                bt = optuna.load_study(study_name=name, storage=storage).best_trial
-                best[name] = {"value": bt.value, "params": bt.params, "trial": bt.number}
-            except (ValueError, KeyError):
-                best[name] = None
+    for _, _, name in studies(sweep, only_algo):
+        try:
+            bt = optuna.load_study(study_name=name, storage=storage).best_trial
+            best[name] = {"value": bt.value, "params": bt.params, "trial": bt.number}
+        except (ValueError, KeyError):
+            best[name] = None
     return best
+
+
+def studies(sweep, only_algo: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(algorithm label, task label, study name) for every algorithm with a search space x every task."""
+    tasks = dict.fromkeys(c.task for c in sweep.cells)
+    return [(a, t, f"{sweep.name}.{a}.{t}") for a in sweep.tune.space if not only_algo or a in only_algo for t in tasks]
