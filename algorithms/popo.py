@@ -154,6 +154,8 @@ class POPO(GRPO):
             if c.is_weight == "none":
                 w = mask.float()
         w, capped = truncate_weights(w, c.is_cap, c.is_cap_mode)
+        if batch.token_weights is not None:  # the trainer's engine-mismatch correction (1 on replayed rows)
+            w = w * batch.token_weights
         pg, clipped = ppo_clip_loss(logp, centre, advantages, c.clip_low, c.clip_high, c.dual_clip)
         total = aggregate(w * pg, mask, c.loss_agg, norm_len)
         stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach()}

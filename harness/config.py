@@ -48,11 +48,15 @@ class PolicyConfig:
     num_kv_heads: int = doc("Embedded model: key/value heads (grouped-query attention).", 2)
     intermediate_size: int = doc("Embedded model: MLP width.", 512)
     max_positions: int = doc("Embedded model: longest prompt + completion in tokens.", 128)
+    image_size: int = doc("Image tasks: images are resized to image_size x image_size pixels (a Qwen2-VL policy.path rounds it to a multiple of 28).", 64)
+    patch_size: int = doc("Embedded model on image tasks: pixels per patch side; one image token per patch.", 8)
     warm_start: bool = doc("Embedded model: start RL from the cached supervised warm start (built when missing).", True)
     device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
 
     def validate(self) -> None:
-        require_positive(self, "policy.", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions")
+        require_positive(self, "policy.", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions", "image_size", "patch_size")
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"policy.patch_size: {self.patch_size} does not divide image_size={self.image_size}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"policy.hidden_size: {self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.num_heads % self.num_kv_heads:
@@ -67,9 +71,18 @@ class SamplerConfig:
     temperature: float = doc("Sampling temperature for training rollouts (also divides trainer logits).", 1.0)
     top_p: float = doc("Nucleus sampling mass; 1.0 = off.", 1.0)
     max_new_tokens: int | None = doc("Completion length cap; None = the task's own default.", None)
+    engine_args: dict = doc("Extra keyword arguments of the engine (vllm: passed to vllm.LLM, e.g. gpu_memory_utilization).", factory=dict)
+    correction: Literal["none", "token_truncate", "token_mask", "seq_truncate", "seq_mask"] = doc(
+        "Correct the engine/trainer log-prob mismatch on fresh rollouts with w = pi_old(trainer) / mu(engine): per token "
+        "or per sequence (product over tokens); truncate = min(w, cap) (TIS), mask = w where 1/cap <= w <= cap, else 0.",
+        "none",
+    )
+    correction_cap: float = doc("The cap C of `correction`.", 2.0)
 
     def validate(self) -> None:
         require_positive(self, "sampler.", "temperature", "max_new_tokens")
+        if self.correction_cap <= 1:
+            raise ConfigError(f"sampler.correction_cap: must be > 1, got {self.correction_cap}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"sampler.top_p: must be in (0, 1], got {self.top_p}")
 

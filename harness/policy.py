@@ -11,30 +11,57 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 from transformers.utils import logging as hf_logging
 
 hf_logging.disable_progress_bar()  # per-shard load/save bars would drown the run's own progress bar
 
-from harness.config import PolicyConfig
+from harness.config import ConfigError, PolicyConfig
+from harness.vision import (
+    IMAGE_TOKEN,
+    MROPE_VLM_TYPES,
+    PatchImages,
+    QwenVLImages,
+    TinyVLMConfig,
+    TinyVLMForCausalLM,
+    drop_placeholders,
+    image_forward_kwargs,
+    is_mrope_vlm,
+    load_image_processor,
+    placeholder_token_ids,
+)
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 CHARS = string.printable[:95]  # digits, letters, punctuation and space: any plain-text prompt encodes
 
 
-def build_char_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per printable ASCII character, saved/loaded as a real transformers tokenizer."""
+def build_char_tokenizer(image_token: bool = False) -> PreTrainedTokenizerFast:
+    """One token per printable ASCII character, saved/loaded as a real transformers tokenizer.
+    With `image_token`, a special `<image>` placeholder is appended (last id; text ids are unchanged)."""
     vocab = {PAD: 0, EOS: 1, UNK: 2}
     for ch in CHARS:
         vocab.setdefault(ch, len(vocab))
+    if image_token:
+        vocab[IMAGE_TOKEN] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK)
+    extra = {"extra_special_tokens": [IMAGE_TOKEN]} if image_token else {}  # skipped when decoding completions
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token=UNK, **extra)
 
 
-def build_embedded_model(cfg: PolicyConfig, vocab_size: int, seed: int) -> Qwen2ForCausalLM:
-    config = Qwen2Config(
+def build_embedded_model(cfg: PolicyConfig, vocab_size: int, seed: int, image_token_id: int | None = None) -> Qwen2ForCausalLM:
+    """The tiny Qwen2; with `image_token_id`, the vision variant (harness.vision) with a patch encoder."""
+    vision = {} if image_token_id is None else {"image_size": cfg.image_size, "patch_size": cfg.patch_size, "image_token_id": image_token_id}
+    config = (TinyVLMConfig if vision else Qwen2Config)(
         vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
@@ -46,9 +73,10 @@ def build_embedded_model(cfg: PolicyConfig, vocab_size: int, seed: int) -> Qwen2
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=1,
+        **vision,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = (TinyVLMForCausalLM if vision else Qwen2ForCausalLM)(config)
     model.config._attn_implementation = "sdpa"
     return model
 
@@ -57,6 +85,7 @@ def build_embedded_model(cfg: PolicyConfig, vocab_size: int, seed: int) -> Qwen2
 class Policy:
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerFast
+    images: PatchImages | QwenVLImages | None = None  # how images become placeholder tokens and pixels (vision policies)
 
     @property
     def eos_id(self) -> int:
@@ -73,6 +102,25 @@ class Policy:
     def decode(self, ids: list[list[int]]) -> list[str]:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
+    @property
+    def is_vision(self) -> bool:
+        return self.images is not None
+
+    def prompt_inputs(self, problems) -> tuple[list[list[int]], torch.Tensor | None]:
+        """Problems -> (prompt token lists [N], per-row pixels [N, ...] or None when the problems carry no images).
+        An image becomes the policy's placeholder tokens ahead of the prompt text."""
+        ids = self.encode([p.prompt for p in problems])
+        with_image = [p.image is not None for p in problems]
+        if not any(with_image):
+            return ids, None
+        if not all(with_image):
+            raise ValueError("a batch mixes problems with and without images")
+        if not self.is_vision:
+            raise ConfigError("task: its problems carry images but the policy has no image encoder "
+                              "(use the embedded policy, or policy.path to a Qwen2-VL / Qwen2.5-VL checkpoint)")
+        prefix = self.images.placeholder()
+        return [prefix + x for x in ids], self.images.pixels([p.image for p in problems])
+
     def save(self, path: str | Path) -> None:
         self.model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
@@ -85,8 +133,9 @@ class Policy:
         return sum(p.numel() for p in self.model.parameters() if id(p) not in emb)
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Any local transformers causal LM checkpoint with its tokenizer (no hub access)."""
+def load_policy(path: str | Path, image_size: int = 64) -> Policy:
+    """Any local transformers causal LM checkpoint with its tokenizer (no hub access), including the embedded
+    vision model and Qwen2-VL / Qwen2.5-VL (their images are resized to about image_size pixels square)."""
     tok_cfg = Path(path) / "tokenizer_config.json"
     tok_class = json.loads(tok_cfg.read_text()).get("tokenizer_class") if tok_cfg.exists() else None
     if tok_class in (None, "TokenizersBackend", "PreTrainedTokenizerFast"):
@@ -95,15 +144,22 @@ def load_policy(path: str | Path) -> Policy:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
     else:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return Policy(model, tokenizer)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if config.model_type in MROPE_VLM_TYPES:
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+        return Policy(model, tokenizer, load_image_processor(path, model.config, image_size))
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+    return Policy(model, tokenizer, PatchImages(model.config) if isinstance(model, TinyVLMForCausalLM) else None)
 
 
-def embedded_policy(cfg: PolicyConfig, seed: int) -> Policy:
-    tok = build_char_tokenizer()
-    return Policy(build_embedded_model(cfg, len(tok), seed), tok)
+def embedded_policy(cfg: PolicyConfig, seed: int, vision: bool = False) -> Policy:
+    """The embedded tiny model; `vision` adds the image encoder and the <image> token (for image tasks)."""
+    tok = build_char_tokenizer(image_token=vision)
+    image_token_id = tok.convert_tokens_to_ids(IMAGE_TOKEN) if vision else None
+    model = build_embedded_model(cfg, len(tok), seed, image_token_id)
+    return Policy(model, tok, PatchImages(model.config) if vision else None)
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,10 +187,12 @@ def completion_logprobs(
     completion_mask: torch.Tensor,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    pixel_values: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log pi(y_t | x, y_<t) of the completions under `model` (one forward pass, vectorised).
 
-    prompt_ids/mask [B, P] left-padded; completion_ids/mask [B, L] right-padded.
+    prompt_ids/mask [B, P] left-padded; completion_ids/mask [B, L] right-padded; pixel_values [B, C, S, S] for
+    image prompts (vision policies), or None.
     Returns logp [B, L] (0 where masked) and, if asked, the entropy of the full next-token distribution [B, L].
     Logits are divided by `temperature`, matching the sampler's behaviour log-probs. Outputs live on the model's device.
     """
@@ -145,8 +203,13 @@ def completion_logprobs(
     ids = torch.cat([prompt_ids, completion_ids], 1)
     mask = torch.cat([prompt_mask, completion_mask], 1)
     P = prompt_ids.shape[1]
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
-    logits = logits[:, P - 1 : -1].float() / temperature
+    if pixel_values is None:
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+    elif is_mrope_vlm(model):  # Qwen2-VL family: the model computes its M-RoPE positions from the ids and the image grid
+        logits = model(input_ids=ids, attention_mask=mask, **image_forward_kwargs(model, ids, pixel_values.to(dev))).logits
+    else:
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), pixel_values=pixel_values.to(dev)).logits
+    logits = drop_placeholders(logits[:, P - 1 : -1].float(), placeholder_token_ids(model)) / temperature
     logz = torch.logsumexp(logits, -1)
     logp = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logz
     logp = logp * completion_mask
@@ -157,7 +220,7 @@ def completion_logprobs(
     return logp, ent
 
 
-def supervised_loss(model: torch.nn.Module, prompts: list[list[int]], targets: list[list[int]], pad_id: int) -> torch.Tensor:
+def supervised_loss(model: torch.nn.Module, prompts: list[list[int]], targets: list[list[int]], pad_id: int, pixel_values: torch.Tensor | None = None) -> torch.Tensor:
     """Mean token cross-entropy on the target tokens only (prompt tokens are context)."""
     p_ids, p_mask = left_pad(prompts, pad_id)
     width = max(len(t) for t in targets)
@@ -166,7 +229,7 @@ def supervised_loss(model: torch.nn.Module, prompts: list[list[int]], targets: l
     for i, t in enumerate(targets):
         t_ids[i, : len(t)] = torch.tensor(t)
         t_mask[i, : len(t)] = 1
-    logp, _ = completion_logprobs(model, p_ids, p_mask, t_ids, t_mask)
+    logp, _ = completion_logprobs(model, p_ids, p_mask, t_ids, t_mask, pixel_values=pixel_values)
     return -(logp.sum() / t_mask.sum())
 
 

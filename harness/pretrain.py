@@ -32,7 +32,9 @@ def cache_root() -> Path:
 
 def warm_start_dir(cfg: RunConfig) -> Path:
     _, task_cfg = resolve_plugins(cfg)
-    policy = {k: v for k, v in to_dict(cfg.policy).items() if k != "device"}  # the device does not change the weights
+    # the device does not change the weights, nor do the image knobs on a text task
+    ignored = {"device"} | (set() if TASKS.get(cfg.task).obj.images else {"image_size", "patch_size"})
+    policy = {k: v for k, v in to_dict(cfg.policy).items() if k not in ignored}
     key = config_hash(policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"
 
@@ -60,12 +62,12 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
     torch.set_num_threads(cfg.threads)
     _, task_cfg = resolve_plugins(cfg)
     task = TASKS.get(cfg.task).obj(task_cfg)
-    policy = embedded_policy(cfg.policy, seed=0)
+    policy = embedded_policy(cfg.policy, seed=0, vision=task.images)
     model = policy.model.train()
     engine = build_engine("torch", model, policy.eos_id, policy.pad_id)
     train = task.problems("train")
     checks = task.problems("eval")[-p.check_prompts :]
-    prompts = policy.encode([x.prompt for x in train])
+    prompts, pixels = policy.prompt_inputs(train)
     targets = [ids + [policy.eos_id] for ids in policy.encode([x.answer for x in train])]
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
@@ -74,7 +76,7 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
     bar = tqdm(range(1, p.steps + 1), desc=f"warm start {cfg.task}", disable=not progress)
     for step in bar:
         idx = np.random.default_rng([0, step]).choice(len(train), size=min(p.batch_size, len(train)), replace=False)
-        loss = supervised_loss(model, [prompts[i] for i in idx], [targets[i] for i in idx], policy.pad_id)
+        loss = supervised_loss(model, [prompts[i] for i in idx], [targets[i] for i in idx], policy.pad_id, None if pixels is None else pixels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

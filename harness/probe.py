@@ -81,7 +81,7 @@ def probe_variance(t: Trainer, batches: int = 32, prompts: int = 16, k: int = 4,
     adv_means = {name: 0.0 for name in ests}
     for b in range(batches):
         batch = t.rollout(idx, [G] * prompts, step=10_000 + b)  # fresh samples per batch
-        logp, _ = completion_logprobs(t.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, cfg.sampler.temperature)
+        logp, _ = completion_logprobs(t.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, cfg.sampler.temperature, pixel_values=batch.pixel_values)
         tokens = batch.completion_mask.sum()
         seq_logp = logp.sum(-1)
         for name, fn in ests.items():

@@ -80,7 +80,7 @@ class Registry:
 
 ALGORITHMS = Registry("algorithm", "rlvr_harness.algorithms", ["algorithms"])
 TASKS = Registry("task", "rlvr_harness.tasks", ["tasks"])
-ENGINES = Registry("engine", None, ["harness.sampler"])
+ENGINES = Registry("engine", None, ["harness.sampler", "harness.vllm_engine"])
 
 
 def resolve_plugins(cfg: Any) -> tuple[Any, Any]:

@@ -19,6 +19,8 @@ class RolloutBatch:
     birth_step:                       [B] long, training step that generated the rollout
     replayed:                         [B] bool, True for rollouts reused from an earlier step
     finished:                         [B] bool, True if the completion ended with EOS
+    pixel_values:                     [B, ...] image inputs of each rollout's prompt (image tasks; Policy.prompt_inputs), else None
+    token_weights:                    [B, L] per-token loss weights set by the trainer (engine-mismatch correction), None = 1
     """
 
     prompt_ids: torch.Tensor
@@ -32,6 +34,8 @@ class RolloutBatch:
     birth_step: torch.Tensor
     replayed: torch.Tensor
     finished: torch.Tensor
+    pixel_values: torch.Tensor | None = None
+    token_weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.rewards.shape[0]
@@ -48,12 +52,16 @@ class RolloutBatch:
     def completion_tokens(self) -> int:
         return int(self.completion_mask.sum())
 
+    def _map(self, fn) -> RolloutBatch:
+        """The batch with fn applied to every tensor field (absent optional fields stay None)."""
+        return replace(self, **{f.name: fn(x) for f in fields(self) if (x := getattr(self, f.name)) is not None})
+
     def to(self, device: torch.device | str) -> RolloutBatch:
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return self._map(lambda x: x.to(device))
 
     def index(self, rows: torch.Tensor) -> RolloutBatch:
         """Sub-batch of `rows` (long indices or bool mask); group ids renumbered to 0..G'-1 in order."""
-        sub = replace(self, **{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+        sub = self._map(lambda x: x[rows])
         if len(sub):
             sub.group_ids = torch.unique(sub.group_ids, return_inverse=True)[1]
         return sub
@@ -91,6 +99,7 @@ def cat_batches(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         birth_step=torch.cat([b.birth_step for b in batches]),
         replayed=torch.cat([b.replayed for b in batches]),
         finished=torch.cat([b.finished for b in batches]),
+        pixel_values=None if batches[0].pixel_values is None else torch.cat([b.pixel_values for b in batches]),
     )
 
 

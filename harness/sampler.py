@@ -19,10 +19,12 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from harness.config import ConfigError
 from harness.policy import left_pad, positions
 from harness.registry import ENGINES
+from harness.vision import drop_placeholders, image_forward_kwargs, is_mrope_vlm, mrope_decode_positions, placeholder_token_ids
 
-FAST_MODEL_TYPES = {"qwen2", "qwen3", "llama", "mistral"}
+FAST_MODEL_TYPES = {"qwen2", "qwen3", "llama", "mistral", "rlvr_tiny_vlm"}
 
 
 @dataclass
@@ -49,8 +51,10 @@ class Generation:
 
 class RolloutEngine(Protocol):
     def generate(
-        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float, seed: int
-    ) -> Generation: ...
+        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float, seed: int,
+        images: torch.Tensor | None = None,
+    ) -> Generation:
+        """images: per-row image inputs [B, ...] of each prompt (image tasks, vision policies; Policy.prompt_inputs), else None."""
 
     def sync_weights(self) -> None:
         """Called after every optimizer update; engines holding their own copy of the weights reload them."""
@@ -136,9 +140,10 @@ class _StaticCacheDecoder:
         scores = torch.matmul(qg, k.transpose(-1, -2)).mul_(scale).masked_fill_(~mask, float("-inf"))
         return torch.matmul(scores.softmax(-1), v).view(B, H, 1, D)
 
-    def forward(self, ids: torch.Tensor, pos: torch.Tensor, start: int, mask: torch.Tensor) -> torch.Tensor:
-        """ids/pos [B, S] written at cache columns start..start+S; mask [B, 1, S, start+S] -> last logits [B, V]."""
-        x = self.inner.embed_tokens(ids)
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, start: int, mask: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """ids/pos [B, S] written at cache columns start..start+S; mask [B, 1, S, start+S] -> last logits [B, V].
+        images [B, C, S, S] (prefill of a vision policy) fill the prompt's image placeholders."""
+        x = self.inner.embed_tokens(ids) if images is None else self.model.embed_prompt(ids, images)
         cos, sin = self.inner.rotary_emb(x, pos)
         B, S, _ = x.shape
         end = start + S
@@ -164,9 +169,16 @@ class _HFCacheDecoder:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.past = None
+        self.mrope = False
 
-    def forward(self, ids: torch.Tensor, pos: torch.Tensor, attn_mask2d: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=ids, attention_mask=attn_mask2d, position_ids=pos, past_key_values=self.past, use_cache=True)
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, attn_mask2d: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """images: the prefill's per-row pixels (vision policies); later calls are one-token decode steps."""
+        extra = {} if images is None else image_forward_kwargs(self.model, ids, images)
+        if images is not None and is_mrope_vlm(self.model):
+            self.mrope = True  # M-RoPE: the model computes prefill positions; decode steps add its rope deltas
+        if self.mrope:
+            pos = None if self.past is None else mrope_decode_positions(self.model, pos)
+        out = self.model(input_ids=ids, attention_mask=attn_mask2d, position_ids=pos, past_key_values=self.past, use_cache=True, **extra)
         self.past = out.past_key_values
         return out.logits[:, -1]
 
@@ -184,16 +196,17 @@ class TorchSampler:
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0
+        self, prompts: list[list[int]], *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+        images: torch.Tensor | None = None,
     ) -> Generation:
         was_training = self.model.training
         self.model.eval()
         try:
-            return self._generate(prompts, max_new_tokens, temperature, top_p, seed)
+            return self._generate(prompts, max_new_tokens, temperature, top_p, seed, images)
         finally:
             self.model.train(was_training)
 
-    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed) -> Generation:
+    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed, images) -> Generation:
         dev = next(self.model.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(seed)
         cpu_ids, cpu_mask = left_pad(prompts, self.pad_id)
@@ -203,22 +216,26 @@ class TorchSampler:
         key_valid = torch.zeros(B, T, dtype=torch.bool, device=dev)
         key_valid[:, :P] = prompt_mask.bool()
         pos = positions(prompt_mask)
+        if images is not None:
+            images = images.to(dev)
         if self.fast:
             # GRPO batches repeat each prompt G times: prefill each distinct prompt once, then copy its cache rows
             first: dict[tuple, int] = {}
-            inverse = torch.tensor([first.setdefault(tuple(p), i) for i, p in enumerate(prompts)], device=dev)
+            keys = [tuple(p) for p in prompts] if images is None else [(tuple(p), im.cpu().numpy().tobytes()) for p, im in zip(prompts, images)]
+            inverse = torch.tensor([first.setdefault(k, i) for i, k in enumerate(keys)], device=dev)
             uniq = torch.tensor(sorted(first.values()), device=dev)
             inverse = torch.searchsorted(uniq, inverse)
             dec = _StaticCacheDecoder(self.model, len(uniq), T)
             # causal & not-pad; each query may also see itself so pad rows never softmax over nothing
             causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
             mask = ((causal & key_valid[uniq, None, :P]) | torch.eye(P, dtype=torch.bool, device=dev))[:, None]
-            logits = dec.forward(prompt_ids[uniq], pos[uniq], 0, mask)[inverse]
+            logits = dec.forward(prompt_ids[uniq], pos[uniq], 0, mask, None if images is None else images[uniq])[inverse]
             dec.take_rows(inverse)
         else:
             dec = _HFCacheDecoder(self.model)
-            logits = dec.forward(prompt_ids, pos, prompt_mask)
+            logits = dec.forward(prompt_ids, pos, prompt_mask, images)
         next_pos = pos[:, -1:] + 1
+        banned = placeholder_token_ids(self.model)  # image placeholders are never sampled
         tokens = torch.full((B, max_new_tokens), self.pad_id, dtype=torch.long, device=dev)
         logps = torch.zeros(B, max_new_tokens, device=dev)
         rows = torch.arange(B, device=dev)  # original indices of the rows the decoder still holds
@@ -227,7 +244,7 @@ class TorchSampler:
         for t in range(max_new_tokens):
             # Noise is drawn for all B rows every step, so a row's tokens never depend on which others ended.
             uniform = torch.rand((B, logits.shape[-1]), generator=gen, device=dev)[rows]
-            tok, lp = sample_next(logits, temperature, top_p, uniform)
+            tok, lp = sample_next(drop_placeholders(logits, banned), temperature, top_p, uniform)
             tokens[rows, t], logps[rows, t] = tok, lp
             ended[rows] |= tok == self.eos_id
             steps = t + 1
@@ -253,5 +270,11 @@ class TorchSampler:
         return Generation(cpu_ids, cpu_mask, *(x.cpu() for x in out))
 
 
-def build_engine(name: str, model: torch.nn.Module, eos_id: int, pad_id: int) -> RolloutEngine:
-    return ENGINES.get(name).obj(model, eos_id, pad_id)
+def build_engine(name: str, model: torch.nn.Module, eos_id: int, pad_id: int, **engine_args) -> RolloutEngine:
+    """The registered engine `name` over `model`; engine_args are the engine's own options (sampler.engine_args)."""
+    try:
+        return ENGINES.get(name).obj(model, eos_id, pad_id, **engine_args)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise ConfigError(f"sampler.engine_args: {e}") from None

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from harness.config import ConfigError, RunConfig
 from harness.ledger import Ledger
+from harness.mismatch import correction_weights, mismatch_stats
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats
@@ -51,8 +52,9 @@ def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
 @torch.no_grad()
 def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[torch.Tensor, int]:
     """n samples of each problem, scored by the task: rewards [len(problems), n] and the tokens processed."""
-    prompts = policy.encode([p.prompt for p in problems])
-    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    prompts, pixels = policy.prompt_inputs(problems)
+    images = None if pixels is None else pixels.repeat_interleave(n, 0)
+    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, images=images)
     texts = policy.decode(gen.completion_ids.tolist())
     rewards = torch.tensor([task.score(problems[i // n], t) for i, t in enumerate(texts)])
     return rewards.view(len(problems), n), int(gen.prompt_mask.sum() + gen.completion_mask.sum())
@@ -111,30 +113,32 @@ class Trainer:
         self.ref_model = None
         if getattr(self.algo_cfg, "kl_coef", 0) > 0:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_id, self.policy.pad_id)
+        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_id, self.policy.pad_id, **cfg.sampler.engine_args)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
         )
         self.ledger = Ledger(flops_per_token=2.0 * self.policy.non_embedding_params)
         self.store = RunStore(Path(cfg.out_dir) / cfg.run_name)
-        self.prompt_cache = self.policy.encode([p.prompt for p in self.train_problems])
+        self.prompt_cache, self.pixel_cache = self.policy.prompt_inputs(self.train_problems)  # pixels: image tasks
         self.step = 0
         self.next_eval = 0.0
 
     def _build_policy(self) -> Policy:
         if self.cfg.policy.path:
-            return load_policy(self.cfg.policy.path)
+            return load_policy(self.cfg.policy.path, image_size=self.cfg.policy.image_size)
         if self.cfg.policy.warm_start:
             from harness.pretrain import warm_start, warm_start_report
 
             path = warm_start(self.cfg, progress=self.progress)
             self.warm_start_info = {"path": str(path), **warm_start_report(path)["chosen"]}
             return load_policy(path)
-        return embedded_policy(self.cfg.policy, self.cfg.seed)
+        return embedded_policy(self.cfg.policy, self.cfg.seed, vision=self.task.images)
 
     # -- stages the algorithm calls back into -------------------------------------------------------------------
     def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], step: int, round_index: int = 0) -> RolloutBatch:
         prompts = [self.prompt_cache[i] for i, n in zip(problem_idx.tolist(), group_sizes) for _ in range(n)]
+        rows = torch.repeat_interleave(problem_idx, torch.as_tensor(group_sizes))
+        images = None if self.pixel_cache is None else self.pixel_cache[rows]
         with self.ledger.phase("generate"):
             gen = self.engine.generate(
                 prompts,
@@ -142,9 +146,9 @@ class Trainer:
                 temperature=self.cfg.sampler.temperature,
                 top_p=self.cfg.sampler.top_p,
                 seed=derive_seed(self.cfg.seed, step, "sample", round_index),
+                images=images,
             )
         self.ledger.charge_generation(len(prompts), int(gen.prompt_mask.sum()), int(gen.completion_mask.sum()))
-        rows = torch.repeat_interleave(problem_idx, torch.as_tensor(group_sizes))
         with self.ledger.phase("score"):
             texts = self.policy.decode(gen.completion_ids.tolist())
             rewards = torch.tensor([self.task.score(self.train_problems[i], t) for i, t in zip(rows.tolist(), texts)])
@@ -161,6 +165,7 @@ class Trainer:
             birth_step=torch.full((B,), step),
             replayed=torch.zeros(B, dtype=torch.bool),
             finished=gen.finished,
+            pixel_values=images,
         )
 
     # -- one step ------------------------------------------------------------------------------------------------
@@ -213,13 +218,13 @@ class Trainer:
     @torch.no_grad()
     def score_no_grad(self, batch: RolloutBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
         """Completion log-probs [B, L] under the current (or given) model without gradient; charged as forward."""
-        logp, _ = completion_logprobs(model or self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, self.cfg.sampler.temperature)
+        logp, _ = completion_logprobs(model or self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, self.cfg.sampler.temperature, pixel_values=batch.pixel_values)
         self.ledger.charge_forward(batch.prompt_tokens + batch.completion_tokens)
         return logp
 
     def update(self, batch: RolloutBatch, advantages: torch.Tensor) -> dict[str, float]:
         """PPO epochs over mini-batches of the selected batch. Returns mean diagnostics."""
-        tc, temp = self.cfg.train, self.cfg.sampler.temperature
+        tc, sc, temp = self.cfg.train, self.cfg.sampler, self.cfg.sampler.temperature
         seq_tokens = (batch.prompt_mask.sum(-1) + batch.completion_mask.sum(-1)).tolist()
         multi_pass = tc.ppo_epochs * tc.minibatches > 1
         # pi_old must be frozen before the first update; a single pass can reuse its own forward
@@ -228,13 +233,20 @@ class Trainer:
         rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch"))
         acc: dict[str, list[float]] = {}
         want_entropy = getattr(self.algo_cfg, "entropy_coef", 0) > 0
-        for _ in range(tc.ppo_epochs):
+        scored: list[tuple[torch.Tensor, ...]] = []
+        for epoch in range(tc.ppo_epochs):
             order = torch.randperm(len(batch), generator=rng) if tc.minibatches > 1 else torch.arange(len(batch))
             for rows in order.chunk(tc.minibatches):
                 mb = batch.index(rows).to(self.device)
-                logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy)
+                logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy, mb.pixel_values)
                 old = old_logp[rows] if multi_pass else logp.detach()
                 ref = ref_logp[rows] if ref_logp is not None else None
+                fresh = ~mb.replayed
+                if epoch == 0:  # pi_old of every row, once, to compare with the engine's behaviour log-probs
+                    scored.append((old, mb.behav_logp, mb.completion_mask * fresh[:, None]))
+                if sc.correction != "none":
+                    mb.token_weights, hit = correction_weights(old, mb.behav_logp, mb.completion_mask, fresh, sc.correction, sc.correction_cap)
+                    acc.setdefault("engine/corrected_frac", []).append(float(hit.sum() / mb.completion_mask.sum().clamp_min(1)))
                 loss, stats = self.algo.loss(mb, advantages[rows].to(self.device), logp, old, ref, entropy, self.max_new_tokens)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"step {self.step}: loss is {loss.item()}")
@@ -248,7 +260,9 @@ class Trainer:
                 for k, v in {"train/loss": loss.detach(), "grad/norm": norm, **stats}.items():
                     acc.setdefault(k, []).append(float(v))
         self.engine.sync_weights()
-        return {k: sum(v) / len(v) for k, v in acc.items()}
+        out = {k: sum(v) / len(v) for k, v in acc.items()}
+        out.update({k: float(v) for k, v in mismatch_stats(*(torch.cat(x) for x in zip(*scored))).items()})
+        return out
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
 
 from harness.config import ConfigError, doc, require_positive
 
@@ -19,6 +23,14 @@ class Problem:
     answer: str  # one oracle completion (the supervised warm-start target); scores 1.0
     difficulty: dict  # the knobs that produced this problem, recorded per prompt
     meta: dict = field(default_factory=dict)  # whatever the verifier needs (numbers, target, gold answer)
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 RGB [H, W, 3] for image tasks
+
+    @property
+    def key(self) -> str:
+        """Identity for de-duplication and the train/eval split: the prompt, plus the image's hash if any."""
+        if self.image is None:
+            return self.prompt
+        return self.prompt + "\x00" + hashlib.blake2b(self.image.tobytes(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -33,9 +45,27 @@ class SplitConfig:
         require_positive(self, "task_args.", "train_size", "eval_size")
 
 
-def _is_eval(prompt: str) -> bool:
-    """Stable 1-in-8 hash split: a prompt belongs to exactly one split whatever the sizes or seeds."""
-    return hashlib.blake2b(prompt.encode(), digest_size=8).digest()[0] % 8 == 0
+def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file; DataError naming file:line otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def _is_eval(key: str) -> bool:
+    """Stable 1-in-8 hash split: a problem belongs to exactly one split whatever the sizes or seeds."""
+    return hashlib.blake2b(key.encode(), digest_size=8).digest()[0] % 8 == 0
 
 
 class Task:
@@ -43,6 +73,7 @@ class Task:
 
     name = "task"
     max_new_tokens = 16
+    images = False  # True when problems carry an image (the embedded policy then gets its image encoder)
     max_attempts_per_item = 200  # generator draws allowed per requested problem before we call the space exhausted
 
     def __init__(self, cfg: Any):
@@ -70,10 +101,10 @@ class Task:
                 )
             p = self.generate(random.Random(self.cfg.data_seed * 1_000_003 + index))  # Random(seed + index)
             index += 1
-            if p.prompt in seen:
+            if p.key in seen:
                 continue
-            seen.add(p.prompt)
-            split = "eval" if _is_eval(p.prompt) else "train"
+            seen.add(p.key)
+            split = "eval" if _is_eval(p.key) else "train"
             if len(out[split]) < want[split]:
                 out[split].append(p)
         return out

@@ -5,14 +5,13 @@ stops loading with `file:line: what is wrong`.
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import ConfigError, doc
 from harness.registry import TASKS
-from tasks.base import DataError, Problem, Task
+from tasks.base import DataError, Problem, Task, jsonl_objects
 
 
 @dataclass
@@ -38,27 +37,20 @@ def gold_answer(raw: str) -> str:
     return raw.split("####")[-1].strip() if "####" in raw else raw.strip()
 
 
+def text_field(path: str | Path, lineno: int, obj: dict, key: str) -> str:
+    """obj[key] as text; DataError naming file:line if it is missing or not text/number."""
+    if key not in obj:
+        raise DataError(f"{path}:{lineno}: missing field '{key}' (has: {', '.join(obj)})")
+    if not isinstance(obj[key], (str, int, float)) or isinstance(obj[key], bool):
+        raise DataError(f"{path}:{lineno}: field '{key}' must be text or a number")
+    return str(obj[key])
+
+
 def read_jsonl(path: str | Path, question_field: str, answer_field: str) -> list[tuple[str, str]]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            for key in (question_field, answer_field):
-                if key not in obj:
-                    raise DataError(f"{path}:{lineno}: missing field '{key}' (has: {', '.join(obj)})")
-                if not isinstance(obj[key], (str, int, float)):
-                    raise DataError(f"{path}:{lineno}: field '{key}' must be text or a number")
-            rows.append((str(obj[question_field]), gold_answer(str(obj[answer_field]))))
+    rows = [
+        (text_field(path, n, obj, question_field), gold_answer(text_field(path, n, obj, answer_field)))
+        for n, obj in jsonl_objects(path)
+    ]
     if not rows:
         raise DataError(f"{path}: no problems in file")
     return rows

@@ -1,4 +1,4 @@
-"""Every registered algorithm runs on both tasks through the trainer, and its diagnostics reach store and W&B."""
+"""Every registered algorithm runs on every built-in generated task (text and image) through the trainer, and its diagnostics reach store and W&B."""
 import pytest
 
 from conftest import tiny_run_config
@@ -9,7 +9,7 @@ from harness.trainer import Trainer
 DIAGNOSTIC_PREFIX = {"pods": "pods/", "maxpo": "maxpo/", "dapo": "dapo/", "popo": "replay/groups", "sgpo": "sgpo/"}
 
 
-@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+@pytest.mark.parametrize("task", ["arithmetic", "countdown", "geometry"])
 @pytest.mark.parametrize("algo", ALGORITHMS.names())
 def test_algorithm_runs_and_logs_diagnostics(tmp_path, monkeypatch, algo, task):
     logged = []

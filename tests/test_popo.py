@@ -54,8 +54,9 @@ def test_popo_without_ineffective_groups_is_exactly_grpo(tmp_path):
     assert all(torch.equal(wg[k], wp[k]) for k in wg)
 
 
-def test_replay_fills_ineffective_groups_and_is_charged(tmp_path):
-    t = run(tmp_path, parity_reward, "algo=popo", "budget.amount=320", "budget.eval_every=160")
+@pytest.mark.parametrize("task", ["countdown", "geometry"])  # geometry: replayed groups carry their images
+def test_replay_fills_ineffective_groups_and_is_charged(tmp_path, task):
+    t = run(tmp_path, parity_reward, "algo=popo", f"task={task}", "budget.amount=320", "budget.eval_every=160")
     led, rows = t.ledger, t.store.metrics()
     assert led.rollouts_generated == 320 and led.rollouts_generated == sum(led.rollouts_by_purpose.values())
     assert led.rollouts_replayed == sum(r["replay/groups"] for r in rows) * 4 > 0
@@ -73,8 +74,9 @@ def test_filter_only_drops_ineffective_groups(tmp_path):
     assert t.ledger.rollouts_by_purpose["discarded"] + t.ledger.rollouts_by_purpose["train"] == t.ledger.rollouts_generated
 
 
-def test_resume_restores_the_buffer(tmp_path, monkeypatch):
-    args = ["algo=popo", "train.checkpoint_every=2", "budget.amount=160", "budget.eval_every=80"]
+@pytest.mark.parametrize("task", ["countdown", "geometry"])
+def test_resume_restores_the_buffer(tmp_path, monkeypatch, task):
+    args = ["algo=popo", f"task={task}", "train.checkpoint_every=2", "budget.amount=160", "budget.eval_every=80"]
     full = run(tmp_path, parity_reward, "name=full", *args)
     crashing = Trainer(tiny_run_config(tmp_path, "task=countdown", "name=resumed", *args), progress=False)
     crashing.task.score = parity_reward

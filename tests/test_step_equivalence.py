@@ -8,22 +8,23 @@ from harness.policy import completion_logprobs
 from harness.trainer import StepContext, Trainer
 
 
-def real_batch(tmp_path, *overrides):
-    t = Trainer(tiny_run_config(tmp_path, "task=countdown", *overrides), progress=False)
+def real_batch(tmp_path, *overrides, task="countdown"):
+    t = Trainer(tiny_run_config(tmp_path, f"task={task}", *overrides), progress=False)
     batch = t.algo.collect(StepContext(0, np.random.default_rng(0), t))
     # an untrained policy solves nothing; give the groups mixed rewards so advantages are non-zero
     batch.rewards = torch.randint(0, 2, (len(batch),), generator=torch.Generator().manual_seed(0)).float()
     return t, batch
 
 
+@pytest.mark.parametrize("task", ["countdown", "geometry"])
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
-def test_vectorised_gradient_equals_per_sequence_loop(tmp_path, agg):
-    t, batch = real_batch(tmp_path, f"algo_args.loss_agg={agg}")
+def test_vectorised_gradient_equals_per_sequence_loop(tmp_path, agg, task):
+    t, batch = real_batch(tmp_path, f"algo_args.loss_agg={agg}", task=task)
     params = [p for p in t.model.parameters() if p.requires_grad]
     adv = t.algo.advantages(batch)
     assert adv.abs().sum() > 0
 
-    logp, _ = completion_logprobs(t.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
+    logp, _ = completion_logprobs(t.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, pixel_values=batch.pixel_values)
     loss, _ = t.algo.loss(batch, adv, logp, logp.detach(), None, None, t.max_new_tokens)
     vec = torch.autograd.grad(loss, params)
 
@@ -33,7 +34,8 @@ def test_vectorised_gradient_equals_per_sequence_loop(tmp_path, agg):
     for i in range(B):  # each sequence alone, without padding
         p = batch.prompt_ids[i][batch.prompt_mask[i].bool()][None]
         c = batch.completion_ids[i][batch.completion_mask[i].bool()][None]
-        lp, _ = completion_logprobs(t.model, p, torch.ones_like(p), c, torch.ones_like(c))
+        pixels = None if batch.pixel_values is None else batch.pixel_values[i : i + 1]
+        lp, _ = completion_logprobs(t.model, p, torch.ones_like(p), c, torch.ones_like(c), pixel_values=pixels)
         per_token = -adv[i] * torch.exp(lp - lp.detach())  # rho = 1 on-policy, gradient = -A grad log pi
         n = c.shape[1]
         loop_loss = loop_loss + {

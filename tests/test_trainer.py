@@ -1,6 +1,5 @@
 """Short real runs through the whole step: learning, determinism, resume, ledger consistency, store, W&B."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from harness.pretrain import warm_start, warm_start_report
 from harness.trainer import Trainer, pass_at_k
 
 
-@pytest.mark.parametrize("task", ["arithmetic", "countdown"])
+@pytest.mark.parametrize("task", ["arithmetic", "countdown", "geometry"])
 def test_short_run_writes_a_complete_store(tmp_path, task):
     cfg = tiny_run_config(tmp_path, f"task={task}")
     summary = Trainer(cfg, progress=False).run()

@@ -1,0 +1,52 @@
+"""Rollout-engine vs trainer log-prob mismatch: what the trainer logs every step, and the standard corrections.
+
+A fast engine (vLLM) samples from mu, its own numerics of the policy; the trainer recomputes pi_old with the
+same weights. They differ slightly (kernels, precision, batch shapes), which makes on-policy training quietly
+off-policy. The corrections reweight each fresh token's policy-gradient term by w = pi_old / mu:
+    token_truncate  w_t = min(pi_old/mu, C)                                  (TIS, Yao et al. 2025)
+    token_mask      w_t = pi_old/mu if 1/C <= pi_old/mu <= C else 0          (masked IS, IcePop-style band)
+    seq_truncate    w = min(prod_t pi_old/mu, C) for every token of the sequence
+    seq_mask        w = prod_t pi_old/mu if 1/C <= it <= C else 0
+Replayed rows keep w = 1: their distance to the current policy is the replaying method's own business (POPO).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def mismatch_stats(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Disagreement on the sampled tokens. trainer_logp (log pi_old), engine_logp (log mu), mask [B, L] -> scalars:
+    mean and max |log pi_old - log mu| per token, and the k3 estimate of KL(mu || pi_old) = E_mu[r - 1 - log r], r = pi_old/mu."""
+    m = mask.bool()
+    if not m.any():
+        return {}
+    log_r = (trainer_logp - engine_logp).detach()[m]
+    return {
+        "engine/logp_diff_mean": log_r.abs().mean(),
+        "engine/logp_diff_max": log_r.abs().max(),
+        "engine/kl_k3": (torch.exp(log_r) - 1 - log_r).mean(),
+    }
+
+
+def correction_weights(
+    trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor, fresh: torch.Tensor, kind: str, cap: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token loss weights [B, L] (no gradient) and which tokens were truncated or masked [B, L] bool.
+    trainer_logp, engine_logp, mask [B, L]; fresh [B] bool (rows generated this step); kind as in the module doc."""
+    log_r = ((trainer_logp - engine_logp) * mask).detach()
+    level, mode = kind.split("_")
+    if level == "seq":
+        log_r = log_r.sum(-1, keepdim=True).expand_as(log_r)
+    elif level != "token":
+        raise ValueError(f"correction: unknown {kind!r}")
+    w = torch.exp(log_r)
+    if mode == "truncate":
+        hit = w > cap
+        w = w.clamp(max=cap)
+    elif mode == "mask":
+        hit = (w > cap) | (w < 1 / cap)
+        w = w * ~hit
+    else:
+        raise ValueError(f"correction: unknown {kind!r}")
+    keep = fresh[:, None].expand_as(w)
+    return torch.where(keep, w, torch.ones_like(w)) * mask, hit & keep & mask.bool()
