@@ -12,7 +12,6 @@ one in-place weight sync. Both engines sample at T=1, top-p 1, one seed per requ
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -21,16 +20,7 @@ from harness.policy import embedded_policy, load_policy
 from harness.pretrain import warm_start_dir
 from harness.registry import TASKS, resolve_plugins
 from harness.sampler import TorchSampler, build_engine
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
 
 
 def main() -> None:

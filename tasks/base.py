@@ -6,7 +6,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -61,6 +61,19 @@ def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
+
+
+def file_splits(read: Callable[[str], list], cfg: Any) -> dict[str, list]:
+    """Splits of a bring-your-own-data task: read(path) -> items. cfg.eval_path's items are the eval split, or,
+    without one, eval_size items of cfg.train_path are held out after a shuffle seeded by cfg.data_seed."""
+    train = read(cfg.train_path)
+    if cfg.eval_path:
+        return {"train": train, "eval": read(cfg.eval_path)}
+    train = train[:]
+    random.Random(cfg.data_seed).shuffle(train)
+    if len(train) <= cfg.eval_size:
+        raise DataError(f"{cfg.train_path}: {len(train)} lines cannot hold out eval_size={cfg.eval_size}")
+    return {"train": train[cfg.eval_size :], "eval": train[: cfg.eval_size]}
 
 
 def _is_eval(key: str) -> bool:

@@ -10,7 +10,6 @@ Any malformed line, missing or unreadable image stops loading with `file:line: w
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from harness.config import ConfigError, doc
 from harness.registry import TASKS
-from tasks.base import DataError, Problem, Task, jsonl_objects
+from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 from tasks.geometry import LETTERS, normalise_answer
 from tasks.jsonl_math import math_equal, text_field
 
@@ -108,15 +107,7 @@ class GeometryJsonl(Task):
     def __init__(self, cfg: GeometryJsonlConfig):
         self.cfg = cfg
         self.max_new_tokens = cfg.max_new_tokens
-        train = read_image_jsonl(cfg.train_path, cfg)
-        if cfg.eval_path:
-            held_out = read_image_jsonl(cfg.eval_path, cfg)
-        else:
-            random.Random(cfg.data_seed).shuffle(train)
-            if len(train) <= cfg.eval_size:
-                raise DataError(f"{cfg.train_path}: {len(train)} lines cannot hold out eval_size={cfg.eval_size}")
-            held_out, train = train[: cfg.eval_size], train[cfg.eval_size :]
-        self.splits = {"train": train, "eval": held_out}
+        self.splits = file_splits(lambda path: read_image_jsonl(path, cfg), cfg)
 
     def score(self, problem: Problem, completion: str) -> float:
         if "letter" in problem.meta:  # the letter, or the option's own text

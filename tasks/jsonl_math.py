@@ -5,13 +5,12 @@ stops loading with `file:line: what is wrong`.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import ConfigError, doc
 from harness.registry import TASKS
-from tasks.base import DataError, Problem, Task, jsonl_objects
+from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 
 
 @dataclass
@@ -73,16 +72,8 @@ class JsonlMath(Task):
     def __init__(self, cfg: JsonlMathConfig):
         self.max_new_tokens = cfg.max_new_tokens
         self.cfg = cfg
-        rows = read_jsonl(cfg.train_path, cfg.question_field, cfg.answer_field)
-        if cfg.eval_path:
-            eval_rows = read_jsonl(cfg.eval_path, cfg.question_field, cfg.answer_field)
-        else:
-            rows = rows[:]
-            random.Random(cfg.data_seed).shuffle(rows)
-            if len(rows) <= cfg.eval_size:
-                raise DataError(f"{cfg.train_path}: {len(rows)} lines cannot hold out eval_size={cfg.eval_size}")
-            eval_rows, rows = rows[: cfg.eval_size], rows[cfg.eval_size :]
-        self.splits = {"train": [self._problem(q, a) for q, a in rows], "eval": [self._problem(q, a) for q, a in eval_rows]}
+        splits = file_splits(lambda path: read_jsonl(path, cfg.question_field, cfg.answer_field), cfg)
+        self.splits = {name: [self._problem(q, a) for q, a in rows] for name, rows in splits.items()}
 
     def _problem(self, question: str, answer: str) -> Problem:
         return Problem(self.cfg.prompt_template.format(question=question), answer, {}, {"gold": answer})
