@@ -18,10 +18,12 @@ $(BIN)/rlvr: pyproject.toml constraints.txt
 
 setup: $(BIN)/rlvr
 
-# Main job: every registered algorithm x {arithmetic, countdown} x 2 seeds (warm starts built and cached
-# first); rerunning resumes. Results under runs/quickstart/.
+# Main job: every registered algorithm against GRPO on the default tasks (warm starts built and cached
+# first; rerunning resumes), then its report: a paired ranking with MDEs. Results under runs/quickstart/,
+# the report under reports/quickstart/.
 quickstart: setup
 	$(BIN)/rlvr sweep sweeps/quickstart.yaml $(ARGS)
+	$(BIN)/rlvr report sweeps/quickstart.yaml
 
 # The whole suite, inside a private network namespace with only loopback up: no test can reach off the machine.
 test: setup

@@ -1,2 +1,2 @@
 """Algorithm plugins: importing this package registers the built-in algorithms."""
-from algorithms import dapo, grpo, maxpo, pods, popo, sgpo  # noqa: F401
+from algorithms import dapo, grpo, handicap, maxpo, pods, popo, sgpo  # noqa: F401

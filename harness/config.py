@@ -111,8 +111,11 @@ class BudgetConfig:
     unit: BudgetUnit = doc("What the budget counts: rollouts, tokens (generated), flops or seconds (charged).", "rollouts")
     amount: float = doc("Stop once the charged total in `unit` reaches this.", 20_000)
     eval_every: float = doc("Evaluate at every multiple of this many `unit`s (and at 0 and at the end).", 5_000)
-    eval_prompts: int = doc("Held-out prompts per evaluation.", 64)
-    eval_samples: int = doc("Samples per held-out prompt at the training temperature (pass@k uses k <= this).", 4)
+    eval_prompts: int | None = doc("Held-out prompts per evaluation; None = the task's whole eval split.", None)
+    eval_samples: int = doc("Samples per held-out prompt at the training temperature (unbiased pass@k for k <= this).", 16)
+    clock: Literal["cpu", "wall"] = doc(
+        "What charged seconds count: cpu = the run process's CPU time (all its threads; other processes on the "
+        "machine do not inflate it), wall = elapsed time (use on a GPU, where the CPU waits). Both are logged.", "cpu")
     max_steps: int | None = doc("Optional hard cap on optimizer steps (a safety net, never the x-axis).", None)
 
     def validate(self) -> None:
@@ -153,6 +156,8 @@ class RunConfig:
     task: str = doc("Task name (see `rlvr list`).", "arithmetic")
     task_args: dict = doc("Task difficulty knobs (checked against the task's config class).", factory=dict)
     seed: int = doc("Seed for data order, sampling and initialisation.", 0)
+    stream: int = doc("Offset of the sampling and mini-batch random streams at the same seed (0 = none): an A/A "
+                      "control runs one method under two streams and must find no difference.", 0)
     threads: int = doc("torch intra-op threads (results are bit-identical only at a fixed count).", 2)
     out_dir: str = doc("Results store root; the run lives in out_dir/name.", "runs")
     name: str | None = doc("Run directory name; None = algo-task-seed.", None)

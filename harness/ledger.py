@@ -8,6 +8,10 @@ charges every completion token it forwards: no-grad passes (old / reference log-
 passes at 6N. At the embedded sizes (context <= 64, d=128) the dropped attention term is < 3%.
 
 Evaluation is recorded under `eval_*` but never charged to the budget.
+
+Seconds are kept on two clocks per phase: the run process's CPU time (`time/*`, charged by default: other
+processes on a loaded machine barely move it) and wall-clock (`wall/*`). `clock` picks which one is charged
+(`budget.clock`); on a GPU the CPU idles while kernels run, so charge wall there.
 """
 from __future__ import annotations
 
@@ -35,7 +39,9 @@ class Ledger:
     tokens_forwarded: int = 0  # trainer no-grad passes
     tokens_trained: int = 0  # trainer forward+backward
     flops: float = 0.0
-    seconds: dict = field(default_factory=lambda: defaultdict(float))  # by phase
+    seconds: dict = field(default_factory=lambda: defaultdict(float))  # by phase, on the charged clock
+    wall: dict = field(default_factory=lambda: defaultdict(float))  # by phase, wall-clock
+    clock: str = "cpu"  # what `seconds` counts: cpu (process CPU time) or wall
     eval_rollouts: int = 0
     eval_tokens: int = 0
     eval_flops: float = 0.0
@@ -64,13 +70,30 @@ class Ledger:
         self.eval_tokens += tokens
         self.eval_flops += self.flops_per_token * tokens
 
+    def now(self) -> tuple[float, float]:
+        """(charged clock, wall clock) readings."""
+        wall = time.perf_counter()
+        return (time.process_time() if self.clock == "cpu" else wall), wall
+
+    def timed(self) -> tuple[float, float]:
+        """Seconds accounted to phases so far, on each clock."""
+        return sum(self.seconds.values()), sum(self.wall.values())
+
     @contextmanager
     def phase(self, name: str):
-        t = time.perf_counter()
+        t = self.now()
         try:
             yield
         finally:
-            self.seconds[name] += time.perf_counter() - t
+            t1 = self.now()
+            self.seconds[name] += t1[0] - t[0]
+            self.wall[name] += t1[1] - t[1]
+
+    def add_overhead(self, start: tuple[float, float], timed_at_start: tuple[float, float]) -> None:
+        """Charge what elapsed since `start` outside the timed phases (stage logic, bookkeeping) as overhead."""
+        end, timed = self.now(), self.timed()
+        for i, book in enumerate((self.seconds, self.wall)):
+            book["overhead"] += max(0.0, (end[i] - start[i]) - (timed[i] - timed_at_start[i]))
 
     # -- reading -------------------------------------------------------------------------------------------------
     @property
@@ -102,15 +125,18 @@ class Ledger:
         out.update({f"ledger/rollouts_{k}": v for k, v in sorted(self.rollouts_by_purpose.items())})
         out.update({f"time/{k}": self.seconds.get(k, 0.0) for k in PHASES})
         out["time/charged"] = self.charged_seconds
+        out.update({f"wall/{k}": self.wall.get(k, 0.0) for k in PHASES})
+        out["wall/charged"] = sum(v for k, v in self.wall.items() if k != "eval")
         return out
 
     def state_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**d, "rollouts_by_purpose": dict(self.rollouts_by_purpose), "seconds": dict(self.seconds)}
+        return {**d, "rollouts_by_purpose": dict(self.rollouts_by_purpose), "seconds": dict(self.seconds), "wall": dict(self.wall)}
 
     @classmethod
     def from_state(cls, state: dict) -> Ledger:
-        led = cls(**{k: v for k, v in state.items() if k not in ("rollouts_by_purpose", "seconds")})
-        led.rollouts_by_purpose.update(state["rollouts_by_purpose"])
-        led.seconds.update(state["seconds"])
+        books = ("rollouts_by_purpose", "seconds", "wall")
+        led = cls(**{k: v for k, v in state.items() if k not in books})
+        for book in books:
+            getattr(led, book).update(state.get(book, {}))
         return led

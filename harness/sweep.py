@@ -156,7 +156,7 @@ def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) ->
     return best[1] if best else None
 
 
-SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune", "claim")
+SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune", "claim", "controls")
 
 
 def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Path | None = None) -> Sweep:
@@ -207,7 +207,7 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
     if data.get("algos") == "all":  # every registered algorithm, plugins included
         from harness.registry import ALGORITHMS
 
-        data = {**data, "algos": [n for n in ALGORITHMS.names() if not ALGORITHMS.get(n).description.startswith("test only")]}
+        data = {**data, "algos": [n for n in ALGORITHMS.names() if not ALGORITHMS.get(n).description.startswith(("test only", "control"))]}
     algos = _axis(data.get("algos"), "algo", "algos")
     tasks = _axis(data.get("tasks"), "task", "tasks")
     if not algos or not tasks:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,9 +31,10 @@ STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
 EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
 
 
-def derive_seed(seed: int, step: int, stream: str, round_index: int = 0) -> int:
-    """An independent 63-bit seed for each (run seed, step, purpose, generation round within the step)."""
-    entropy = [seed, step + 2, STREAMS[stream], round_index]
+def derive_seed(seed: int, step: int, stream: str, round_index: int = 0, offset: int = 0) -> int:
+    """An independent 63-bit seed for each (run seed, step, purpose, generation round within the step, stream
+    offset); offset 0 leaves the entropy as it always was, so existing runs reproduce bit for bit."""
+    entropy = [seed, step + 2, STREAMS[stream], round_index] + ([offset] if offset else [])
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -42,11 +42,18 @@ def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
     """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k). c [M] -> [M]."""
     if k > n:
         raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
-    out = torch.ones_like(c, dtype=torch.float64)
-    for i, ci in enumerate(c.tolist()):
-        if n - ci >= k:
-            out[i] = 1 - math.comb(n - ci, k) / math.comb(n, k)
-    return out
+    table = torch.tensor([1.0 - math.comb(n - j, k) / math.comb(n, k) if n - j >= k else 1.0 for j in range(n + 1)], dtype=torch.float64)
+    return table[c.long()]
+
+
+def eval_sampling_se(correct: torch.Tensor, n: int) -> float:
+    """Standard error of mean accuracy from the sampling alone, the prompts held fixed (every run and method
+    is evaluated on the same prompts, so this is the eval noise a paired comparison sees): sqrt(sum_i
+    p_i (1 - p_i) / (n - 1)) / P with p_i = correct_i / n, unbiased per prompt. correct [P] of n samples each."""
+    if n < 2:
+        return float("nan")
+    p = correct.double() / n
+    return math.sqrt(float((p * (1 - p)).sum()) / (n - 1)) / len(p)
 
 
 @torch.no_grad()
@@ -99,7 +106,7 @@ class Trainer:
         self.task = TASKS.get(cfg.task).obj(self.task_cfg)
         self.train_problems = self.task.problems("train")
         self.eval_problems = self.task.problems("eval")[: cfg.budget.eval_prompts]
-        if cfg.budget.eval_prompts > len(self.task.problems("eval")):
+        if cfg.budget.eval_prompts is not None and cfg.budget.eval_prompts > len(self.task.problems("eval")):
             raise ConfigError(f"budget.eval_prompts: {cfg.budget.eval_prompts} > task eval split size {len(self.task.problems('eval'))}")
         if cfg.train.prompts_per_step > len(self.train_problems):
             raise ConfigError(f"train.prompts_per_step: {cfg.train.prompts_per_step} > train split size {len(self.train_problems)}")
@@ -117,7 +124,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
         )
-        self.ledger = Ledger(flops_per_token=2.0 * self.policy.non_embedding_params)
+        self.ledger = Ledger(flops_per_token=2.0 * self.policy.non_embedding_params, clock=cfg.budget.clock)
         self.store = RunStore(Path(cfg.out_dir) / cfg.run_name)
         self.prompt_cache, self.pixel_cache = self.policy.prompt_inputs(self.train_problems)  # pixels: image tasks
         self.step = 0
@@ -145,7 +152,7 @@ class Trainer:
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.cfg.sampler.temperature,
                 top_p=self.cfg.sampler.top_p,
-                seed=derive_seed(self.cfg.seed, step, "sample", round_index),
+                seed=derive_seed(self.cfg.seed, step, "sample", round_index, self.cfg.stream),
                 images=images,
             )
         self.ledger.charge_generation(len(prompts), int(gen.prompt_mask.sum()), int(gen.completion_mask.sum()))
@@ -170,7 +177,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
-        t0, timed0 = time.perf_counter(), sum(self.ledger.seconds.values())
+        t0, timed0 = self.ledger.now(), self.ledger.timed()
         generated0, tagged0 = self.ledger.rollouts_generated, sum(self.ledger.rollouts_by_purpose.values())
         ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
         self.algo.diagnostics = {}
@@ -209,10 +216,9 @@ class Trainer:
             **self.algo.diagnostics,
         }
         # whatever the step spent outside the timed phases (stage logic, bookkeeping) is overhead
-        elapsed = time.perf_counter() - t0
-        self.ledger.seconds["overhead"] += max(0.0, elapsed - (sum(self.ledger.seconds.values()) - timed0))
+        self.ledger.add_overhead(t0, timed0)
         row.update(self.ledger.metrics())
-        row["time/step"] = elapsed
+        row["time/step"] = self.ledger.now()[1] - t0[1]
         return row
 
     @torch.no_grad()
@@ -230,7 +236,7 @@ class Trainer:
         # pi_old must be frozen before the first update; a single pass can reuse its own forward
         old_logp = self.score_no_grad(batch) if multi_pass else None
         ref_logp = self.score_no_grad(batch, self.ref_model) if self.ref_model is not None else None
-        rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch"))
+        rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch", offset=self.cfg.stream))
         acc: dict[str, list[float]] = {}
         want_entropy = getattr(self.algo_cfg, "entropy_coef", 0) > 0
         scored: list[tuple[torch.Tensor, ...]] = []
@@ -275,8 +281,9 @@ class Trainer:
             )
         self.ledger.record_eval(rewards.numel(), tokens)
         correct = (rewards >= 1.0).sum(-1)
-        out = {"eval/accuracy": (rewards >= 1.0).float().mean().item(), "eval/reward_mean": rewards.mean().item()}
-        for k in sorted({1, 2, 4, n} & set(range(1, n + 1))):
+        out = {"eval/accuracy": (rewards >= 1.0).float().mean().item(), "eval/reward_mean": rewards.mean().item(),
+               "eval/accuracy_se": eval_sampling_se(correct, n)}
+        for k in sorted({1, 2, 4, 8, n} & set(range(1, n + 1))):
             out[f"eval/pass@{k}"] = pass_at_k(n, correct, k).mean().item()
         out["eval/mixed_group_frac"] = ((correct > 0) & (correct < n)).float().mean().item()
         return out
@@ -290,6 +297,7 @@ class Trainer:
             "tokens": self.ledger.tokens_generated,
             "flops": self.ledger.flops,
             "seconds": self.ledger.charged_seconds,
+            "wall_seconds": self.ledger.metrics()["wall/charged"],
             **self.evaluate(),
         }
         self.store.log_eval(row)
@@ -375,6 +383,8 @@ class Trainer:
             "step": self.step,
             "final_accuracy": last_eval["eval/accuracy"],
             "initial_accuracy": first["eval/accuracy"],
+            "eval_prompts": len(self.eval_problems),
+            "eval_samples": self.cfg.budget.eval_samples,
             **{k: v for k, v in self.ledger.metrics().items()},
         }
         self.store.write_summary(**final)

@@ -14,10 +14,12 @@ _INT = re.compile(r"-?\d{1,32}")
 
 @dataclass
 class ArithmeticConfig(SplitConfig):
-    min_digits: int = doc("Fewest digits per operand.", 2)
-    max_digits: int = doc("Most digits per operand.", 3)
+    # defaults calibrated for headroom (README, "Tasks with headroom"): GRPO on the preset model gains ~17 points
+    # in 120k rollouts and is still rising at half of that
+    min_digits: int = doc("Fewest digits per operand.", 1)
+    max_digits: int = doc("Most digits per operand.", 2)
     operands: int = doc("Operands per expression.", 2)
-    operators: str = doc("Operators drawn uniformly, from '+-*'.", "+")
+    operators: str = doc("Operators drawn uniformly, from '+-*'.", "+-")
 
     def validate(self) -> None:
         super().validate()

@@ -23,8 +23,9 @@ MAX_CHARS = 200  # longer completions are wrong by construction (and never parse
 
 @dataclass
 class CountdownConfig(SplitConfig):
+    # defaults calibrated for headroom (README): GRPO on the preset model gains ~16 points in 120k rollouts
     min_numbers: int = doc("Fewest given numbers.", 3)
-    max_numbers: int = doc("Most given numbers.", 4)
+    max_numbers: int = doc("Most given numbers.", 3)
     max_number: int = doc("Given numbers are drawn from 1..max_number.", 9)
     operators: str = doc("Operators the oracle expression may use, from '+-*/'.", "+-*")
     max_target: int = doc("Targets are positive integers up to this.", 99)

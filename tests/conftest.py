@@ -62,4 +62,4 @@ def crash_at_step(trainer, step: int, monkeypatch) -> None:
 
 def learning(rows):
     """Rows without wall-clock fields: what must be bit-identical between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/") and k != "seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "wall/")) and k not in ("seconds", "wall_seconds")} for r in rows]

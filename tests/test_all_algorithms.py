@@ -9,7 +9,7 @@ from harness.trainer import Trainer
 DIAGNOSTIC_PREFIX = {"pods": "pods/", "maxpo": "maxpo/", "dapo": "dapo/", "popo": "replay/groups", "sgpo": "sgpo/"}
 
 
-@pytest.mark.parametrize("task", ["arithmetic", "countdown", "geometry"])
+@pytest.mark.parametrize("task", ["arithmetic", "countdown", "shortest_path", "geometry"])
 @pytest.mark.parametrize("algo", ALGORITHMS.names())
 def test_algorithm_runs_and_logs_diagnostics(tmp_path, monkeypatch, algo, task):
     logged = []

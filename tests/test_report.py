@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from harness.report import compare, load_results, render_report
 
@@ -51,7 +52,7 @@ def synthetic_store(root: Path, seeds=3, offset=0.0) -> Path:
     return root
 
 
-CLAIM = "claim: {text: fast reaches grpo's final accuracy with fewer rollouts, method: fast, baseline: grpo, test: speedup, axis: rollouts}\n"
+CLAIM = "claim: {text: fast reaches grpo's final accuracy with fewer rollouts, method: fast, baseline: grpo, test: speedup, axis: rollouts, target: final}\n"
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,10 @@ def test_final_accuracy_auc_and_intervals_match_closed_forms(report):
     rows = {(r["task"], r["method"]): r for r in data["final"]}
     assert rows["arithmetic", "grpo"]["final"] == pytest.approx([0.3, 0.3, 0.3])  # identical seeds: a zero-width CI
     assert rows["arithmetic", "fast"]["final"] == pytest.approx([0.4, 0.4, 0.4])
-    lo, hi = rows["countdown", "fast-nox"]["final"][1:]
-    assert rows["countdown", "fast-nox"]["final"][0] == pytest.approx(0.35) and 0.34 - 1e-9 <= lo < 0.35 < hi <= 0.36 + 1e-9
+    # finals 0.34 / 0.35 / 0.36: a Student-t interval with 2 degrees of freedom
+    half = sps.t.ppf(0.975, 2) * 0.01 / np.sqrt(3)
+    assert rows["countdown", "fast-nox"]["final"] == pytest.approx([0.35, 0.35 - half, 0.35 + half])
+    assert rows["countdown", "fast-nox"]["per_seed"]["final"] == pytest.approx({"0": 0.34, "1": 0.35, "2": 0.36})  # by seed, in data.json
     # the area under a line from a to b over the budget, divided by the budget, is (a + b) / 2
     assert rows["arithmetic", "grpo"]["auc"][0] == pytest.approx(0.25) and rows["arithmetic", "fast"]["auc"][0] == pytest.approx(0.3)
 
@@ -78,10 +81,13 @@ def test_budget_to_target_and_speedup(report):
     rows = {(r["task"], r["axis"], r["method"]): r for r in data["budget_to_target"]}
     fast = rows["arithmetic", "rollouts", "fast"]
     assert fast["target"] == pytest.approx(0.3)
-    assert fast["baseline_budget"] == pytest.approx([B] * 3) and fast["method_budget"] == pytest.approx([B / 2] * 3)
-    assert fast["speedup"] == pytest.approx([2.0, 2.0, 2.0])
+    assert fast["base_budget"] == pytest.approx([B] * 3) and fast["method_budget"] == pytest.approx([B / 2] * 3)
+    assert fast["speedup"] == pytest.approx([2.0, 2.0, 2.0]) and fast["seeds"] == [0, 1, 2]
     assert rows["arithmetic", "flops", "fast"]["speedup"][0] == pytest.approx(2.0)
-    assert rows["countdown", "rollouts", "fast-nox"]["method_budget"][0] == pytest.approx(B * 0.1 / 0.15)
+    # fast-nox's seeds end at 0.34 / 0.35 / 0.36 on lines from 0.2: each crosses 0.3 at its own budget
+    nox = rows["countdown", "rollouts", "fast-nox"]
+    assert nox["method_budget"] == pytest.approx([B * 0.1 / (0.15 + j) for j in (-0.01, 0.0, 0.01)])
+    assert nox["speedup"][0] == pytest.approx(np.exp(np.mean(np.log(B / np.array(nox["method_budget"])))))
     assert ("arithmetic", "rollouts", "grpo") not in rows  # the baseline is the reference, not a row
 
 
@@ -97,15 +103,15 @@ def test_aggregate_iqm_and_probability_of_improvement(report):
 def test_claim_compute_and_ablation_tables(report):
     out, data = report
     assert data["claim"]["sentence"].startswith("**Claim: fast reaches grpo's final accuracy with fewer rollouts — held on this setup** (held on 2/2 tasks)")
-    assert "2.00 [2.00, 2.00]x" in data["claim"]["sentence"]
+    assert "2.00x [2.00, 2.00], held" in data["claim"]["sentence"]
     comp = {(r["task"], r["method"]): r for r in data["compute"]}
     assert comp["arithmetic", "fast"]["by_purpose"]["discarded"] == 400 and comp["arithmetic", "fast"]["trained"] == 600
     (abl,) = [r for r in data["ablations"] if r["task"] == "arithmetic"]
-    assert (abl["method"], abl["full"]) == ("fast-nox", "fast") and abl["diff"][0] == pytest.approx(-0.05)
-    assert abl["diff"][2] < 0 and abl["poi"] == pytest.approx([0.0] * 3)
+    assert (abl["method"], abl["full"]) == ("fast-nox", "fast")
+    assert abl["diff"]["point"] == pytest.approx(-0.05) and abl["diff"]["hi"] < 0 and abl["poi"] == pytest.approx([0.0] * 3)
     md = (out / "report.md").read_text()
     assert md.startswith("# synth: RLVR comparison report\n\nRegenerate: `rlvr report")
-    for fig in ("accuracy_vs_rollouts", "accuracy_vs_flops", "accuracy_vs_seconds", "budget_to_target", "aggregate", "compute", "diagnostics", "pass4_vs_budget"):
+    for fig in ("accuracy_vs_rollouts", "accuracy_vs_flops", "accuracy_vs_seconds", "speedup", "aggregate", "compute", "diagnostics", "pass4_vs_budget"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 5000 and (out / "figures" / f"{fig}.svg").exists()
         assert f"figures/{fig}.png" in md
 
@@ -122,7 +128,8 @@ def test_compare_flags_significant_changes(tmp_path):
     b = synthetic_store(tmp_path / "b", seeds=4, offset=0.05)  # grpo better by 0.05 everywhere, the rest unchanged
     out, rows = compare(a, b, tmp_path / "cmp")
     verdict = {(r["task"], r["method"]): r for r in rows}
-    assert verdict["arithmetic", "grpo"]["change"] == "better" and verdict["arithmetic", "grpo"]["diff"][0] == pytest.approx(0.05)
+    assert verdict["arithmetic", "grpo"]["change"] == "better" and verdict["arithmetic", "grpo"]["diff"]["point"] == pytest.approx(0.05)
+    assert verdict["arithmetic", "grpo"]["diff"]["method"] == "paired t"  # both sweeps ran seeds 0-3
     assert verdict["arithmetic", "fast-nox"]["change"] == "no significant change"
     worse, _ = compare(b, a, tmp_path / "cmp2")
     assert "| worse |" in (worse / "report.md").read_text()
@@ -158,3 +165,49 @@ def test_a_poi_claim_on_another_metric_is_decided_by_its_stratified_interval(tmp
     assert sentence.startswith("**Claim: fast improves pass@4 — held on this setup.**") and "1.000 [1.000, 1.000]" in sentence
     sentence, _ = decide_claim(res, {**claim, "method": "grpo", "baseline": "fast"})
     assert "was contradicted" in sentence
+
+
+def test_paired_ranking_against_the_baseline_and_inline_markdown_in_html(report):
+    out, data = report
+    rows = [r for r in data["paired"] if r["task"] == "arithmetic"]
+    assert [r["method"] for r in rows] == ["fast", "fast-nox"]  # best first
+    assert rows[0]["final"]["point"] == pytest.approx(0.1) and rows[0]["verdict"] == "better"
+    assert rows[0]["final"]["per_seed"] == pytest.approx([0.1] * 3) and rows[0]["speedup"]["speedup"][0] > 1
+    page = (out / "report.html").read_text()
+    assert "**" not in page and "`" not in page.split("<script>")[0] and "<strong>Claim:" in page and "<code>rlvr report" in page
+
+
+def test_two_seeds_give_no_intervals_and_a_warning(tmp_path):
+    root = synthetic_store(tmp_path / "two", seeds=2)
+    out = render_report(root, tmp_path / "rep", wandb_mode="disabled")
+    data = json.loads((out / "data.json").read_text())
+    md = (out / "report.md").read_text()
+    assert "Warning: only 2 seed(s)" in md
+    assert all(r["verdict"] == "too few seeds" for r in data["paired"])
+    assert all(r["final"][1] == "nan" for r in data["final"])  # no zero-width interval pretending to be one
+
+
+def test_controls_section_flags_the_planted_handicap_and_not_the_a_a_arm(tmp_path):
+    root = tmp_path / "ctl"
+    rng = np.random.default_rng(0)
+    frac = POINTS / B
+    cells = []
+    for task in ("arithmetic", "countdown"):
+        for seed in range(8):
+            rate = 0.3 + 0.03 * rng.normal()
+            arms = {"grpo": 0.2 + rate * frac + 0.004 * rng.normal(size=len(frac)) * (frac > 0),
+                    "grpo-aa": 0.2 + (rate + 0.03 * rng.normal()) * frac,  # the same method: another seed stream
+                    "grpo-handicap": 0.2 + rate * frac / 1.5}
+            for method, acc in arms.items():
+                name = f"{method}-{task}-s{seed}"
+                write_run(root, name, acc)
+                cells.append({"name": name, "algo": method, "task": task, "variant": None, "seed": seed,
+                              "algorithm": {"grpo-handicap": "grpo_handicap"}.get(method, "grpo"), "unit": "rollouts"})
+    (root / "cells.json").write_text(json.dumps({"name": "ctl", "cells": cells}))
+    (root / "sweep.yaml").write_text("controls: {baseline: grpo, aa: grpo-aa, handicap: {method: grpo-handicap, factor: 1.5, target_frac: 0.5}}\n")
+    out = render_report(root, tmp_path / "rep", wandb_mode="disabled")
+    ctl = json.loads((out / "data.json").read_text())["controls"]
+    assert ctl["aa"]["total"] == 6 and ctl["aa"]["flagged"] == 0
+    assert [r["detected"] for r in ctl["handicap"]["rows"]] == [True, True]
+    assert all(r["covers_truth"] for r in ctl["handicap"]["rows"])
+    assert "Detected as slower (CI below 1) on 2 of 2 tasks" in (out / "report.md").read_text()

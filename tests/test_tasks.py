@@ -21,6 +21,8 @@ def build(name, **kw):
     ("arithmetic", {"operators": "+-*", "operands": 3, "min_digits": 1, "max_digits": 2}),
     ("countdown", {}),
     ("countdown", {"operators": "+-*/", "min_numbers": 4, "max_numbers": 5}),
+    ("shortest_path", {}),
+    ("shortest_path", {"min_nodes": 9, "max_nodes": 12, "edge_factor": 1.5, "min_hops": 3, "max_hops": 5}),
 ])
 def test_deterministic_disjoint_and_oracle_scores_one(name, kw):
     a, b = build(name, train_size=500, eval_size=64, **kw), build(name, train_size=500, eval_size=64, **kw)
@@ -146,3 +148,41 @@ def test_jsonl_missing_file(tmp_path):
         JsonlMath(JsonlMathConfig(train_path=str(tmp_path / "nope.jsonl")))
     with pytest.raises(ConfigError, match="task_args.train_path: required"):
         load_config(None, ["task=jsonl_math", "task_args.train_path="])
+
+
+def test_shortest_path_verifier_against_brute_force_path_enumeration():
+    """Score 1 iff the text is a start-to-goal walk along edges no longer than every other such walk,
+    checked against every string over the graph's letters up to the path length + 1 (and some noise)."""
+    import itertools
+    import random
+
+    from tasks.shortest_path import hops
+
+    t = build("shortest_path", train_size=40, eval_size=8)
+    rng = random.Random(0)
+    for p in t.problems("train")[:12]:
+        m = p.meta
+        edges = {frozenset(e) for e in m["edges"]}
+        letters = sorted({c for e in m["edges"] for c in e})
+        assert hops(edges, m["start"], m["goal"])[m["goal"]] == m["hops"] == len(p.answer) - 1
+        shortest = set()
+        for k in range(1, m["hops"] + 3):
+            for walk in itertools.product(letters, repeat=k):
+                ok = walk[0] == m["start"] and walk[-1] == m["goal"] and all(frozenset(ab) in edges for ab in zip(walk, walk[1:]) if ab[0] != ab[1]) \
+                    and all(a != b for a, b in zip(walk, walk[1:]))
+                if ok and not shortest or ok and len(walk) == len(next(iter(shortest))):
+                    shortest.add("".join(walk))
+                text = "".join(walk)
+                assert t.score(p, text) == float(text in shortest), (p.prompt, text)
+        assert p.answer in shortest and len(shortest) >= 1
+        for bad in ["", " ", p.answer + p.answer[-1], p.answer[::-1], p.answer.upper(), p.answer + "\n" + p.answer, "\x00" * 5,
+                    " ".join(p.answer), "".join(rng.choice("abc>|: ") for _ in range(rng.randint(0, 30)))]:
+            assert t.score(p, bad) == float(bad.strip() in shortest), bad
+        assert t.score(p, f"  {p.answer} ") == 1.0
+
+
+def test_shortest_path_knobs_are_checked():
+    with pytest.raises(ConfigError, match="task_args.min_hops/max_hops"):
+        TASKS.build_config("shortest_path", {"min_hops": 2, "max_hops": 9}, "task_args")
+    with pytest.raises(ConfigError, match="task_args.edge_factor"):
+        TASKS.build_config("shortest_path", {"edge_factor": 5.0}, "task_args")

@@ -177,3 +177,56 @@ def test_dropping_rollouts_without_saying_why_is_an_error(tmp_path, monkeypatch)
     t.run()
     assert t.ledger.rollouts_by_purpose == {"train": 48, "discarded": 48}
     assert t.ledger.rollouts_trained == 48 and t.ledger.rollouts_generated == 96
+
+
+def test_stream_offset_redraws_samples_not_prompts_and_reproduces(tmp_path):
+    """The A/A control's knob: another stream at the same seed samples differently from the same prompts."""
+    seen = {}
+    for name, stream in (("s0", 0), ("s1", 1), ("s1b", 1)):
+        t = Trainer(tiny_run_config(tmp_path, f"name={name}", f"stream={stream}"), progress=False)
+        ctx_batches = []
+        real = t.rollout
+        t.rollout = lambda idx, sizes, step, r=0, _real=real, _acc=ctx_batches: _acc.append(_real(idx, sizes, step, r)) or _acc[-1]
+        t.run()
+        seen[name] = (ctx_batches[0].problem_idx, ctx_batches[0].completion_ids, learning(t.store.metrics()))
+    assert torch.equal(seen["s0"][0], seen["s1"][0])  # the same prompts
+    assert not torch.equal(seen["s0"][1], seen["s1"][1])  # other samples
+    assert seen["s1"][2] == seen["s1b"][2] and seen["s0"][2] != seen["s1"][2]
+
+
+def test_handicap_charges_and_discards_the_surplus_and_equals_grpo_without_it(tmp_path):
+    t = Trainer(tiny_run_config(tmp_path, "name=h", "algo=grpo_handicap", "algo_args.waste=1.5"), progress=False)
+    t.run()
+    led = t.ledger
+    assert led.rollouts_by_purpose["discarded"] * 2 == led.rollouts_by_purpose["train"] == led.rollouts_trained  # 6 groups, 4 trained
+    assert all(r["train/rollouts_trained"] == 16 for r in t.store.metrics())
+    runs = {}
+    for name, algo in (("g", "algo=grpo"), ("h1", "algo=grpo_handicap")):
+        extra = ["algo_args.waste=1"] if name == "h1" else []
+        t = Trainer(tiny_run_config(tmp_path, f"name={name}", algo, *extra), progress=False)
+        t.run()
+        runs[name] = (learning(t.store.metrics()), learning(t.store.evals()))
+    assert runs["g"] == runs["h1"]  # waste = 1 keeps every group: exactly a GRPO step
+
+
+def test_charged_seconds_are_cpu_time_and_wall_clock_is_kept_beside(monkeypatch):
+    import time
+
+    from harness.ledger import Ledger
+
+    led = Ledger(flops_per_token=1.0, clock="cpu")
+    with led.phase("generate"):
+        time.sleep(0.3)  # waiting (another process has the core) costs wall-clock, not CPU
+    with led.phase("update"):
+        t = time.process_time()
+        while time.process_time() - t < 0.2:
+            pass
+    m = led.metrics()
+    assert m["time/generate"] < 0.05 and m["wall/generate"] >= 0.3
+    assert m["time/update"] >= 0.2 and m["wall/update"] >= 0.2
+    assert led.spent("seconds") == pytest.approx(m["time/charged"])
+    wall = Ledger(flops_per_token=1.0, clock="wall")
+    with wall.phase("generate"):
+        time.sleep(0.1)
+    assert wall.spent("seconds") >= 0.1
+    assert Ledger.from_state(led.state_dict()).metrics() == m
