@@ -42,5 +42,6 @@ class Handicap(GRPO):
         """prompts_per_step whole groups chosen uniformly at random (whatever their rewards); the rest discarded."""
         kept = torch.as_tensor(ctx.rng.permutation(batch.num_groups)[: ctx.train_cfg.prompts_per_step])
         keep = torch.isin(batch.group_ids, kept)
-        ctx.discard(batch.index(~keep), "discarded")
+        if not keep.all():  # waste = 1 discards nothing and logs exactly what GRPO logs
+            ctx.discard(batch.index(~keep), "discarded")
         return batch.index(keep)

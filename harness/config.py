@@ -113,6 +113,8 @@ class BudgetConfig:
     eval_every: float = doc("Evaluate at every multiple of this many `unit`s (and at 0 and at the end).", 5_000)
     eval_prompts: int | None = doc("Held-out prompts per evaluation; None = the task's whole eval split.", None)
     eval_samples: int = doc("Samples per held-out prompt at the training temperature (unbiased pass@k for k <= this).", 16)
+    eval_early: int = doc("Extra evaluations before the first eval_every, at eval_every / 2, / 4, ... (this many): "
+                          "curves that rise fast at first then locate their early crossings of a target.", 0)
     clock: Literal["cpu", "wall"] = doc(
         "What charged seconds count: cpu = the run process's CPU time (all its threads; other processes on the "
         "machine do not inflate it), wall = elapsed time (use on a GPU, where the CPU waits). Both are logged.", "cpu")
@@ -120,6 +122,8 @@ class BudgetConfig:
 
     def validate(self) -> None:
         require_positive(self, "budget.", "amount", "eval_every", "eval_prompts", "eval_samples", "max_steps")
+        if not 0 <= self.eval_early <= 10:
+            raise ConfigError(f"budget.eval_early: need 0-10 extra early evaluations, got {self.eval_early}")
 
 
 @dataclass
@@ -400,6 +404,31 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise
         raise _with_location(e, Path(path), lines, flat_keys(override_data)) from None
     return cfg
+
+
+def changed_fields(stored: dict, current: dict) -> list[str]:
+    """Dotted fields whose values differ between a stored resolved config and the current one. A field the
+    stored config lacks counts only if its current value is not RunConfig's default: runs written before a
+    field existed behaved as its default does, so they stay valid (resumable, complete) after an upgrade."""
+    defaults = to_dict(RunConfig())
+
+    def get(data: dict, dotted: str) -> Any:
+        for part in dotted.split("."):
+            if not isinstance(data, dict) or part not in data:
+                return _MISSING
+            data = data[part]
+        return data
+
+    out = []
+    for key in sorted(set(flat_keys(stored)) | set(flat_keys(current))):
+        old, new = get(stored, key), get(current, key)
+        if isinstance(new, dict) or old == new or (old is _MISSING and new == get(defaults, key)):
+            continue
+        out.append(key)
+    return out
+
+
+_MISSING = object()
 
 
 def flat_keys(data: dict, prefix: str = "") -> list[str]:

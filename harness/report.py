@@ -177,7 +177,10 @@ def fmt_speedup(r: dict) -> str:
     text = f"{p:.2f}x" + (f" [{lo:.2f}, {hi:.2f}]" if not math.isnan(lo) else "")
     cen = r["censored"]
     notes = [f"{who} never reached it on {k}/{r['log']['n']} seeds" for who, k in (("baseline", cen["base"]), ("method", cen["method"])) if k]
-    return text + (f" ({'; '.join(notes)}: censored at the budget)" if notes else "")
+    text += f" ({'; '.join(notes)}: censored at the budget)" if notes else ""
+    if r.get("early"):
+        text += f" ({r['early']} of {2 * r['log']['n']} curves cross the target within their first evaluation interval: resolution-limited)"
+    return text
 
 
 def by_seed(runs: list[Run], value) -> dict[int, float]:
@@ -242,6 +245,8 @@ def target_table(res: Results, baseline: str, axes: tuple[str, ...] = ("rollouts
             if not runs or method == baseline:
                 continue
             seeds = sorted({r.seed for r in base} & {r.seed for r in runs})
+            if not seeds:  # nothing to pair: the paired table reports the unpaired difference instead
+                continue
             b = [next(r for r in base if r.seed == s) for s in seeds]
             m = [next(r for r in runs if r.seed == s) for s in seeds]
             for axis in axes:
@@ -579,7 +584,7 @@ def fig_speedups(rows: list[dict], baseline: str, colour: dict):
                 if cen:
                     ax.annotate(f"{cen} censored", (p, k), xytext=(4, 5), textcoords="offset points", fontsize=7)
             ax.axvline(1.0, color="k", lw=0.8, ls="--")
-            ax.set_xscale("log")
+            _ratio_axis(ax)
             ax.set_yticks(range(len(sel)), [r["method"] for r in sel])
             ax.set_ylim(-0.6, len(sel) - 0.4)
             ax.set_title(f"{task}: {AXES.get(axis, axis)}", fontsize=10)
@@ -587,6 +592,16 @@ def fig_speedups(rows: list[dict], baseline: str, colour: dict):
     fig.suptitle(f"speed-up to {baseline}'s target ({baseline} budget / method budget), paired by seed, 95% t CI", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _ratio_axis(ax) -> None:
+    """A log axis for ratios with a few plain labels (0.5x, 0.67x, 1x, 1.5x, ...), no crowded minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def fig_aggregate(rows: list[dict], baseline: str, colour: dict):
@@ -639,8 +654,11 @@ def fig_compute(rows: list[dict], colour: dict):
             ax.set_yticks(range(len(sel)), names)
             _budget_axis(ax, label)
             ax.set_title(task)
-            if j == len(tasks) - 1:
-                ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    handles = {}
+    for ax in axes.ravel():  # one legend for the figure: every rollout fate and time phase drawn anywhere
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 5), frameon=False, fontsize=8)
     fig.suptitle("compute breakdown (mean over seeds)", fontsize=11)
     fig.tight_layout()
     return fig

@@ -191,7 +191,8 @@ def paired_speedup(base: list[tuple[np.ndarray, np.ndarray]], method: list[tuple
     The speed-up is the geometric mean over seeds of base_budget / method_budget, with a paired t interval on
     the log ratios (budgets-to-target are positive and their ratios skewed; logs make them symmetric).
     Returns {speedup: (point, lo, hi), mde (the smallest speed-up factor detectable at 80% power), log (the
-    paired_difference of log budgets), base_budget / method_budget [seeds] (inf = never), censored counts}."""
+    paired_difference of log budgets), base_budget / method_budget [seeds] (inf = never), censored counts,
+    early: how many of the 2 x seeds curves cross within their first evaluation interval (resolution-limited)}."""
     if len(base) != len(method):
         raise ValueError(f"paired_speedup: {len(base)} baseline seeds vs {len(method)} method seeds")
 
@@ -204,8 +205,10 @@ def paired_speedup(base: list[tuple[np.ndarray, np.ndarray]], method: list[tuple
 
     tb_raw, tb = budgets(base)
     tm_raw, tm = budgets(method)
+    # a crossing before the second evaluation is interpolated between the warm start and one point: coarse
+    early = sum(int(t <= float(np.asarray(x)[min(1, len(x) - 1)])) for t, (x, _) in zip(np.concatenate([tb_raw, tm_raw]), base + method))
     log = paired_difference(np.log(tb), np.log(tm), conf)
     ratio = tuple(float(np.exp(log[k])) for k in ("point", "lo", "hi"))
     return {"target": float(target), "speedup": ratio, "mde": float(np.exp(log["mde"])), "log": log,
             "base_budget": tb_raw.tolist(), "method_budget": tm_raw.tolist(),
-            "censored": {"base": int(np.isinf(tb_raw).sum()), "method": int(np.isinf(tm_raw).sum())}}
+            "censored": {"base": int(np.isinf(tb_raw).sum()), "method": int(np.isinf(tm_raw).sum())}, "early": early}

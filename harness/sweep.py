@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from harness.config import (
     ConfigError,
+    changed_fields,
     RunConfig,
     _mentions,
     deep_merge,
@@ -283,9 +284,8 @@ def cell_state(cell: Cell) -> tuple[str, str]:
     stored = store.stored_config()
     if stored is None:
         return "new", ""
-    mine = resolved_config(cell.config)
-    if stored != mine:
-        changed = [k for k in sorted(set(flat_keys(stored)) | set(flat_keys(mine))) if _get(stored, k) != _get(mine, k) and not isinstance(_get(mine, k), dict)]
+    changed = changed_fields(stored, resolved_config(cell.config))
+    if changed:
         return "conflict", f"holds a run with a different config ({', '.join(changed[:4])} changed); use another out_dir or remove it"
     summary = store.summary()
     status = summary.get("status", "running")
@@ -294,14 +294,6 @@ def cell_state(cell: Cell) -> tuple[str, str]:
     if status == "failed":
         return "failed", summary.get("error", "")
     return "resumable", ""
-
-
-def _get(data: dict, dotted: str) -> Any:
-    for k in dotted.split("."):
-        if not isinstance(data, dict) or k not in data:
-            return None
-        data = data[k]
-    return data
 
 
 def plan_jobs(sweep: Sweep, cells: list[Cell]) -> list[Job]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.config import ConfigError, RunConfig
+from harness.config import ConfigError, RunConfig, changed_fields
 from harness.ledger import Ledger
 from harness.mismatch import correction_weights, mismatch_stats
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
@@ -44,6 +44,17 @@ def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
         raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
     table = torch.tensor([1.0 - math.comb(n - j, k) / math.comb(n, k) if n - j >= k else 1.0 for j in range(n + 1)], dtype=torch.float64)
     return table[c.long()]
+
+
+def next_eval_point(point: float, every: float, early: int) -> float:
+    """The evaluation after `point`: 0, then every / 2**early, ..., every / 2 (the `early` extra points), then
+    every multiple of `every`."""
+    if point < every:
+        for k in range(early, 0, -1):
+            if every / 2**k > point:
+                return every / 2**k
+        return every
+    return (math.floor(point / every + 1e-9) + 1) * every
 
 
 def eval_sampling_se(correct: torch.Tensor, n: int) -> float:
@@ -336,7 +347,7 @@ class Trainer:
         config = resolved_config(self.cfg)
         env = {**environment(self.cfg.seed, self.cfg.threads), "warm_start": self.warm_start_info}
         stored = self.store.stored_config()
-        if stored is not None and stored != config:
+        if stored is not None and changed_fields(stored, config):
             raise ConfigError(f"{self.store.root}: holds a run with a different config; choose another name or out_dir")
         if self.store.summary().get("status") == "complete":
             return self.store.summary()
@@ -357,7 +368,7 @@ class Trainer:
                     last_eval = self._eval_point(self.next_eval)
                     mirror.log(last_eval)
                     bar.set_postfix(acc=f"{last_eval['eval/accuracy']:.3f}")
-                    self.next_eval += b.eval_every
+                    self.next_eval = next_eval_point(self.next_eval, b.eval_every, b.eval_early)
                     on_eval(self.store.evals())
                 if spent >= b.amount or (b.max_steps is not None and self.step >= b.max_steps):
                     break

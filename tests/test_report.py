@@ -211,3 +211,21 @@ def test_controls_section_flags_the_planted_handicap_and_not_the_a_a_arm(tmp_pat
     assert [r["detected"] for r in ctl["handicap"]["rows"]] == [True, True]
     assert all(r["covers_truth"] for r in ctl["handicap"]["rows"])
     assert "Detected as slower (CI below 1) on 2 of 2 tasks" in (out / "report.md").read_text()
+
+
+def test_claims_against_several_baselines_by_paired_difference_and_variance(tmp_path):
+    from harness.report import decide_claim, decide_variance
+
+    res = load_results(synthetic_store(tmp_path / "s", seeds=3))
+    sentence, rows = decide_claim(res, {"text": "fast is faster", "method": "fast", "baseline": ["grpo", "fast-nox"],
+                                        "test": "speedup", "axis": "rollouts", "target": "gain"})
+    first, second = sentence.split("\n\n")
+    assert "held on this setup** (held on 2/2 tasks)" in first and "grpo / fast" in first
+    assert "fast-nox / fast" in second and len(rows) == 4
+    sentence, rows = decide_claim(res, {"text": "fast improves pass@4", "method": "fast", "baseline": "grpo", "test": "difference",
+                                        "metric": "eval/pass@4"})
+    assert "— held on this setup** (held on 2/2 tasks)" in sentence and "+0.200" in sentence  # 2 x (0.4 - 0.3)
+    probe = {"task": "arithmetic", "batches": 8, "rows": [{"estimator": "l2o", "snr": 0.5}, {"estimator": "pkpo", "snr": 1.5}]}
+    assert "was contradicted" in decide_variance([probe], {"text": "l2o has the higher SNR", "method": "l2o", "baseline": "pkpo"})
+    with pytest.raises(Exception, match="not in the probe table"):
+        decide_variance([probe], {"text": "x", "method": "l2o", "baseline": "nope"})
