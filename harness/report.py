@@ -382,7 +382,7 @@ def decide_claim(res: Results, claim: dict) -> tuple[str, list[dict]]:
                          f"(target accuracy {r['target']:.3f})")
         verdict = ("not decidable: too few seeds" if rows and few == len(rows) else
                    "held" if rows and held == len(rows) else "was contradicted" if rows and against == len(rows)
-                   else "held on some tasks only" if held else "was not shown")
+                   else "held on some tasks only" if held else "was contradicted on some tasks" if against else "was not shown")
         what = {"gain": f"{baseline}'s warm start + {frac:.0%} of its gain", "final": f"{baseline}'s final accuracy",
                 "peak99": f"99% of {baseline}'s peak"}.get(target, f"accuracy {target}") if isinstance(target, str) else f"accuracy {target}"
         return (f"**Claim: {text} — {verdict} on this setup** (held on {held}/{len(rows)} tasks). Speed-up in {axis} to reach "
