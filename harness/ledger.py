@@ -104,6 +104,11 @@ class Ledger:
     def charged_seconds(self) -> float:
         return sum(v for k, v in self.seconds.items() if k != "eval")
 
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock of the charged phases (evaluation excluded), beside charged_seconds."""
+        return sum(v for k, v in self.wall.items() if k != "eval")
+
     def spent(self, unit: str) -> float:
         """Budget consumed in `unit` (rollouts, tokens, flops or seconds); evaluation excluded."""
         return self.metrics()[SPENT_METRIC[unit]]
@@ -126,7 +131,7 @@ class Ledger:
         out.update({f"time/{k}": self.seconds.get(k, 0.0) for k in PHASES})
         out["time/charged"] = self.charged_seconds
         out.update({f"wall/{k}": self.wall.get(k, 0.0) for k in PHASES})
-        out["wall/charged"] = sum(v for k, v in self.wall.items() if k != "eval")
+        out["wall/charged"] = self.wall_seconds
         return out
 
     def state_dict(self) -> dict:

@@ -356,6 +356,20 @@ def _power_note(mde: float, unit: str = "") -> str:
     return "" if math.isnan(mde) else f"; the smallest effect these seeds detect with 80% power is {mde:.3f}{unit}"
 
 
+def _overall_verdict(words: list[str], any_few_undecidable: bool = False) -> str:
+    """A claim's verdict from its per-task words (held / contradicted / anything else = not shown, and
+    'too few seeds'): undecidable when every task (or, with any_few_undecidable, any task) lacks an interval."""
+    few = words.count("too few seeds")
+    if words and (few == len(words) or (any_few_undecidable and few)):
+        return "not decidable: too few seeds"
+    held, against = words.count("held"), words.count("contradicted")
+    if words and held == len(words):
+        return "held"
+    if words and against == len(words):
+        return "was contradicted"
+    return "held on some tasks only" if held else "was contradicted on some tasks" if against else "was not shown"
+
+
 def decide_claim(res: Results, claim: dict) -> tuple[str, list[dict]]:
     """One sentence: did the sweep file's `claim` hold, with the paired interval that decides it and its
     minimum detectable effect. The claim is {text, method, baseline, test: speedup | poi | difference,
@@ -369,20 +383,17 @@ def decide_claim(res: Results, claim: dict) -> tuple[str, list[dict]]:
     if test == "speedup":
         axis, target, frac = claim.get("axis", "rollouts"), claim.get("target", "gain"), float(claim.get("target_frac", TARGET_FRAC))
         rows = [r for r in target_table(res, baseline, (axis,), target, frac) if r["method"] == method]
-        parts, held, against, few = [], 0, 0, 0
+        parts, words = [], []
         for r in rows:
             p, lo, hi = r["speedup"]
             if math.isnan(lo):
-                few += 1
+                words.append("too few seeds")
                 parts.append(f"{r['task']}: {p:.2f}x from {r['log']['n']} seeds (no interval below {stats.MIN_SEEDS})")
                 continue
-            held, against = held + (lo > 1.0), against + (hi < 1.0)
-            word = "held" if lo > 1.0 else "contradicted" if hi < 1.0 else "not shown"
-            parts.append(f"{r['task']}: {fmt_speedup(r)}, {word}; detectable at 80% power: {r['mde']:.2f}x or more "
+            words.append("held" if lo > 1.0 else "contradicted" if hi < 1.0 else "not shown")
+            parts.append(f"{r['task']}: {fmt_speedup(r)}, {words[-1]}; detectable at 80% power: {r['mde']:.2f}x or more "
                          f"(target accuracy {r['target']:.3f})")
-        verdict = ("not decidable: too few seeds" if rows and few == len(rows) else
-                   "held" if rows and held == len(rows) else "was contradicted" if rows and against == len(rows)
-                   else "held on some tasks only" if held else "was contradicted on some tasks" if against else "was not shown")
+        verdict, held = _overall_verdict(words), words.count("held")
         what = {"gain": f"{baseline}'s warm start + {frac:.0%} of its gain", "final": f"{baseline}'s final accuracy",
                 "peak99": f"99% of {baseline}'s peak"}.get(target, f"accuracy {target}") if isinstance(target, str) else f"accuracy {target}"
         return (f"**Claim: {text} — {verdict} on this setup** (held on {held}/{len(rows)} tasks). Speed-up in {axis} to reach "
@@ -392,11 +403,8 @@ def decide_claim(res: Results, claim: dict) -> tuple[str, list[dict]]:
     per_task = [r for r in paired_table(res, baseline, metric) if r["method"] == method]
     diffs = "; ".join(f"{r['task']}: {fmt_diff(r['final'])} ({r['verdict']}{_power_note(r['final']['mde'])})" for r in per_task)
     if test == "difference":
-        better = sum(r["verdict"] == "better" for r in per_task)
-        worse = sum(r["verdict"] == "worse" for r in per_task)
-        verdict = ("not decidable: too few seeds" if any(r["verdict"] == "too few seeds" for r in per_task) else
-                   "held" if per_task and better == len(per_task) else "was contradicted" if per_task and worse == len(per_task)
-                   else "held on some tasks only" if better else "was not shown")
+        words = [{"better": "held", "worse": "contradicted"}.get(r["verdict"], r["verdict"]) for r in per_task]
+        verdict, better = _overall_verdict(words, any_few_undecidable=True), words.count("held")
         return (f"**Claim: {text} — {verdict} on this setup** (held on {better}/{len(per_task)} tasks). Final {metric}, "
                 f"{method} - {baseline}, paired by seed, t 95% CI: {diffs}."), per_task
     agg = {r["method"]: r for r in aggregate_table(res, baseline, metric)}

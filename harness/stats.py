@@ -196,17 +196,18 @@ def paired_speedup(base: list[tuple[np.ndarray, np.ndarray]], method: list[tuple
     if len(base) != len(method):
         raise ValueError(f"paired_speedup: {len(base)} baseline seeds vs {len(method)} method seeds")
 
-    def budgets(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    def budgets(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, int]:
+        """(raw budgets [seeds] with inf = never, budgets censored and clipped for the log, early crossings)."""
         raw = np.array([budget_to_target(x, y, target) for x, y in curves])
         ends = np.array([float(np.asarray(x)[-1]) for x, _ in curves])
-        firsts = np.array([float(np.asarray(x)[1]) if len(x) > 1 else float(np.asarray(x)[0]) for x, _ in curves])
-        # a seed already at the target at its first evaluation is credited half the first interval (not 0: log)
-        return raw, np.clip(np.minimum(raw, ends), 0.5 * firsts, None)
+        firsts = np.array([float(np.asarray(x)[min(1, len(x) - 1)]) for x, _ in curves])  # end of the first interval
+        # a seed already at the target at its first evaluation is credited half the first interval (not 0: log);
+        # a crossing inside the first interval is interpolated from the warm start and one point: coarse
+        return raw, np.clip(np.minimum(raw, ends), 0.5 * firsts, None), int((raw <= firsts).sum())
 
-    tb_raw, tb = budgets(base)
-    tm_raw, tm = budgets(method)
-    # a crossing before the second evaluation is interpolated between the warm start and one point: coarse
-    early = sum(int(t <= float(np.asarray(x)[min(1, len(x) - 1)])) for t, (x, _) in zip(np.concatenate([tb_raw, tm_raw]), base + method))
+    tb_raw, tb, early_b = budgets(base)
+    tm_raw, tm, early_m = budgets(method)
+    early = early_b + early_m
     log = paired_difference(np.log(tb), np.log(tm), conf)
     ratio = tuple(float(np.exp(log[k])) for k in ("point", "lo", "hi"))
     return {"target": float(target), "speedup": ratio, "mde": float(np.exp(log["mde"])), "log": log,

@@ -37,9 +37,9 @@ from typing import Any, Literal
 
 from harness.config import (
     ConfigError,
-    changed_fields,
     RunConfig,
     _mentions,
+    changed_fields,
     deep_merge,
     doc,
     flat_keys,

@@ -308,7 +308,7 @@ class Trainer:
             "tokens": self.ledger.tokens_generated,
             "flops": self.ledger.flops,
             "seconds": self.ledger.charged_seconds,
-            "wall_seconds": self.ledger.metrics()["wall/charged"],
+            "wall_seconds": self.ledger.wall_seconds,
             **self.evaluate(),
         }
         self.store.log_eval(row)

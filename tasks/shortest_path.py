@@ -41,7 +41,7 @@ class ShortestPathConfig(SplitConfig):
             raise ConfigError(f"task_args.min_hops/max_hops: need 1 <= min <= max < min_nodes, got {self.min_hops}, {self.max_hops}")
 
 
-def hops(edges: set[frozenset], start: str, goal: str) -> dict[str, int]:
+def hops(edges: set[frozenset], start: str) -> dict[str, int]:
     """Breadth-first distances (in edges) from start to every node it reaches."""
     adj: dict[str, list[str]] = {}
     for e in edges:
@@ -85,24 +85,25 @@ class ShortestPath(Task):
                 a, b = rng.sample(names, 2)
                 edges.add(frozenset((a, b)))
             start = rng.choice(names)
-            dist = hops(edges, start, "")
+            dist = hops(edges, start)
             reachable = sorted({d for d in dist.values() if c.min_hops <= d <= c.max_hops})
             if reachable:
                 break
         # the distance first, uniformly over those this graph offers, so long paths are not rare
         want_hops = rng.choice(reachable)
         goal = rng.choice(sorted(v for v, d in dist.items() if d == want_hops))
-        path = self._one_shortest_path(edges, start, goal)
-        listed = sorted("".join(sorted(e)) for e in edges)
+        path = self._one_shortest_path(edges, dist, start, goal)
+        pairs = sorted("".join(sorted(e)) for e in edges)
+        listed = pairs[:]
         rng.shuffle(listed)
         prompt = " ".join(listed) + f"|{start}>{goal}:"
         return Problem(prompt, path, {"nodes": n, "edges": len(edges), "hops": dist[goal]},
-                       {"edges": sorted("".join(sorted(e)) for e in edges), "start": start, "goal": goal, "hops": dist[goal]})
+                       {"edges": pairs, "start": start, "goal": goal, "hops": dist[goal]})
 
     @staticmethod
-    def _one_shortest_path(edges: set[frozenset], start: str, goal: str) -> str:
-        """The oracle answer: walk back from the goal along strictly decreasing BFS distance (ties by letter)."""
-        dist = hops(edges, start, goal)
+    def _one_shortest_path(edges: set[frozenset], dist: dict[str, int], start: str, goal: str) -> str:
+        """The oracle answer: walk back from the goal along strictly decreasing BFS distance from start (`dist`,
+        from `hops`), ties broken by letter."""
         path = [goal]
         while path[-1] != start:
             u = path[-1]
