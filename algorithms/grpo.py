@@ -151,6 +151,12 @@ class GRPOConfig:
         if self.kl_coef < 0 or self.entropy_coef < 0:
             raise ConfigError("algo_args.kl_coef / entropy_coef: must be >= 0")
 
+    def check_run(self, run) -> None:
+        """Checks against the rest of the RunConfig (called by resolve_plugins)."""
+        if run.train.group_size < 2:
+            raise ConfigError(f"train.group_size: {run.train.group_size} leaves every rollout alone in its group, so a "
+                              "group-relative baseline gives it advantage 0 and nothing is trained; use >= 2")
+
 
 @ALGORITHMS.register("grpo", config=GRPOConfig(), description="GRPO: group-normalised advantages, PPO clip, token-mean", paper="arXiv:2402.03300")
 class GRPO:

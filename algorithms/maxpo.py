@@ -131,6 +131,12 @@ class MaxPOConfig(GRPOConfig):
         if self.k < 1:
             raise ConfigError(f"algo_args.k: need >= 1, got {self.k}")
 
+    def check_run(self, run) -> None:
+        super().check_run(run)
+        need = self.k + (self.estimator != "pkpo")
+        if run.train.group_size < need:
+            raise ConfigError(f"train.group_size: {run.train.group_size} < {need}, the group size {self.estimator} needs for algo_args.k={self.k}")
+
 
 @ALGORITHMS.register(
     "maxpo",

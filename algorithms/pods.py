@@ -65,6 +65,11 @@ class PODSConfig(GRPOConfig):
         if self.generate_per_prompt < 2:
             raise ConfigError(f"algo_args.generate_per_prompt: need >= 2, got {self.generate_per_prompt}")
 
+    def check_run(self, run) -> None:
+        super().check_run(run)
+        if self.generate_per_prompt < run.train.group_size:
+            raise ConfigError(f"algo_args.generate_per_prompt ({self.generate_per_prompt}) must be >= train.group_size ({run.train.group_size})")
+
 
 @ALGORITHMS.register(
     "pods",
@@ -76,10 +81,6 @@ class PODS(GRPO):
     cfg: PODSConfig
 
     def collect(self, ctx) -> RolloutBatch:
-        if self.cfg.generate_per_prompt < ctx.train_cfg.group_size:
-            raise ConfigError(
-                f"algo_args.generate_per_prompt ({self.cfg.generate_per_prompt}) must be >= train.group_size ({ctx.train_cfg.group_size})"
-            )
         idx, _ = self.plan(ctx)
         return ctx.rollout(idx, [self.cfg.generate_per_prompt] * len(idx))
 

@@ -46,6 +46,10 @@ class SGPOConfig(GRPOConfig):
     phase_epochs: float = doc("Passes over a phase's prompts before advancing to the next phase.", 2.0)
     drop_zero_var: bool = doc("Drop zero-variance groups after generation (DAPO-style; not charged as trained).", False)
 
+    def check_run(self, run) -> None:
+        if not self.adaptive_size:  # adaptive sizes come from group_min/group_max, not train.group_size
+            super().check_run(run)
+
     def validate(self) -> None:
         super().validate()
         for name in ("group_min", "group_max"):

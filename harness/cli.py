@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from harness.config import ConfigError, RunConfig, describe, load_config
+from harness.signals import Interrupted
 from tasks.base import DataError
 
 
@@ -180,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as e:
         print(f"rlvr: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"rlvr: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        print("rlvr: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rlvr config | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -178,6 +179,8 @@ class RunConfig:
 
     def validate(self) -> None:
         require_positive(self, "", "threads")
+        if self.name is not None and (Path(self.name).name != self.name or self.name in ("", ".", "..") or "\x00" in self.name):
+            raise ConfigError(f"name: {self.name!r} must be one directory name inside out_dir (no '/', '..' or empty)")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value) and hasattr(value, "validate"):
@@ -253,14 +256,19 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected float, got {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads 1e-4 as a string; accept it
+            number = float(value)
+        elif isinstance(value, str):  # PyYAML reads 1e-4 as a string; accept it
             try:
-                return float(value.replace("_", ""))
+                number = float(value.replace("_", ""))
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected float, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{where}: expected float, got {value!r}")
+        if not math.isfinite(number):  # nan compares false with every bound, so it would slip through validation
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -336,7 +344,35 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _yaml_lines(text: str) -> dict[str, int]:
+MAX_YAML_ALIASES = 20  # enough to share a few blocks; bounds what a crafted file can expand to
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate keys (YAML would keep the last one silently) and more than
+    MAX_YAML_ALIASES aliases (a few hundred bytes of nested aliases expand to billions of nodes)."""
+
+    def compose_document(self):
+        self.aliases = 0
+        return super().compose_document()
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_YAML_ALIASES} aliases (*name)", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_lines(root: yaml.Node | None) -> dict[str, int]:
     """Dotted key -> 1-based line number, for error messages."""
     lines: dict[str, int] = {}
 
@@ -351,7 +387,6 @@ def _yaml_lines(text: str) -> dict[str, int]:
                 lines[f"{prefix}{i}"] = v.start_mark.line + 1
                 walk(v, f"{prefix}{i}.")
 
-    root = yaml.compose(text)
     if root is not None:
         walk(root, "")
     return lines
@@ -360,8 +395,13 @@ def _yaml_lines(text: str) -> dict[str, int]:
 def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
     path = Path(path)
     try:
-        text = path.read_text()
-        data = yaml.safe_load(text) or {}
+        loader = _StrictLoader(path.read_text())
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else {}
+        finally:
+            loader.dispose()
+        data = data if data is not None else {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:
@@ -370,7 +410,7 @@ def read_yaml(path: str | Path) -> tuple[dict, dict[str, int]]:
         raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping at the top level")
-    return data, _yaml_lines(text)
+    return data, _yaml_lines(root)
 
 
 def _mentions(msg: str, key: str) -> bool:

@@ -106,6 +106,13 @@ class Policy:
     def is_vision(self) -> bool:
         return self.images is not None
 
+    @property
+    def max_positions(self) -> int | None:
+        """Longest sequence (prompt + completion) the model's positions cover, if its config says."""
+        config = self.model.config
+        config = getattr(config, "text_config", None) or config  # vision-language models nest it
+        return getattr(config, "max_position_embeddings", None)
+
     def prompt_inputs(self, problems) -> tuple[list[list[int]], torch.Tensor | None]:
         """Problems -> (prompt token lists [N], per-row pixels [N, ...] or None when the problems carry no images).
         An image becomes the policy's placeholder tokens ahead of the prompt text."""

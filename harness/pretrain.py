@@ -19,7 +19,8 @@ from harness.config import RunConfig, config_hash, to_dict
 from harness.policy import embedded_policy, supervised_loss
 from harness.registry import TASKS, resolve_plugins
 from harness.sampler import build_engine
-from harness.store import atomic_write, exclusive
+from harness.signals import Interrupted, stop_requests
+from harness.store import atomic_torch_save, atomic_write, exclusive
 from harness.trainer import sample_and_score
 
 SAMPLES_PER_CHECK = 8
@@ -27,7 +28,11 @@ WARMUP_STEPS = 50
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("RLVR_CACHE", Path(__file__).resolve().parent.parent / ".cache" / "rlvr"))
+    """RLVR_CACHE, else the user cache directory (XDG_CACHE_HOME, default ~/.cache)/rlvr-harness: never a folder
+    inside the installed package."""
+    if os.environ.get("RLVR_CACHE"):
+        return Path(os.environ["RLVR_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlvr-harness"
 
 
 def warm_start_dir(cfg: RunConfig) -> Path:
@@ -54,10 +59,11 @@ def warm_start(cfg: RunConfig, progress: bool = True) -> Path:
     with exclusive(out.with_name(out.name + ".lock"), f"the warm start {out.name}"):  # sweeps build it once
         if (out / "meta.json").exists():
             return out
-        return _build_warm_start(cfg, out, progress)
+        with stop_requests() as stop:
+            return _build_warm_start(cfg, out, progress, stop)
 
 
-def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
+def _build_warm_start(cfg: RunConfig, out: Path, progress: bool, stop) -> Path:
     p = cfg.pretrain
     torch.set_num_threads(cfg.threads)
     _, task_cfg = resolve_plugins(cfg)
@@ -73,8 +79,20 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     history, best = [], None
     chosen = None
-    bar = tqdm(range(1, p.steps + 1), desc=f"warm start {cfg.task}", disable=not progress)
+    partial = out.with_name(out.name + ".partial.pt")  # an interrupted build resumes from here
+    first = 1
+    if partial.exists():
+        state = torch.load(partial, weights_only=True, map_location="cpu")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, best, first = state["history"], state["best"], state["step"] + 1
+    bar = tqdm(range(first, p.steps + 1), initial=first - 1, total=p.steps, desc=f"warm start {cfg.task}", disable=not progress)
     for step in bar:
+        if stop():  # SIGINT/SIGTERM: keep the steps done (batches and checks are seeded by step, so resuming is exact)
+            atomic_torch_save({"step": step - 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "history": history, "best": best}, partial)
+            raise Interrupted(f"warm start interrupted at step {step - 1}; rerun the same command to resume", stop())
         idx = np.random.default_rng([0, step]).choice(len(train), size=min(p.batch_size, len(train)), replace=False)
         loss = supervised_loss(model, [prompts[i] for i in idx], [targets[i] for i in idx], policy.pad_id, None if pixels is None else pixels[idx])
         opt.zero_grad(set_to_none=True)
@@ -109,6 +127,7 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool) -> Path:
     atomic_write(tmp / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+    partial.unlink(missing_ok=True)
     return out
 
 

@@ -72,7 +72,7 @@ def probe_variance(t: Trainer, batches: int = 32, prompts: int = 16, k: int = 4,
     """Rows of the table for trainer `t`'s policy (its warm start or policy.path, or `checkpoint` if given)."""
     cfg = t.cfg
     if checkpoint:
-        t.model.load_state_dict(torch.load(checkpoint, weights_only=False, map_location="cpu")["model"])
+        t.model.load_state_dict(torch.load(checkpoint, weights_only=True, map_location="cpu")["model"])
     G = cfg.train.group_size
     idx = torch.arange(prompts)  # the same prompts in every batch
     params = [p for p in t.model.parameters() if p.requires_grad]

@@ -88,6 +88,8 @@ def resolve_plugins(cfg: Any) -> tuple[Any, Any]:
     algo_cfg = ALGORITHMS.build_config(cfg.algo, cfg.algo_args, "algo_args")
     task_cfg = TASKS.build_config(cfg.task, cfg.task_args, "task_args")
     ENGINES.get(cfg.sampler.engine)
+    if hasattr(algo_cfg, "check_run"):  # switches that only make sense with some train/budget settings
+        algo_cfg.check_run(cfg)
     return algo_cfg, task_cfg
 
 

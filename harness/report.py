@@ -27,7 +27,7 @@ from scipy import stats as sps
 
 from harness import stats
 from harness.config import ConfigError
-from harness.store import atomic_write, read_jsonl
+from harness.store import RunStore, atomic_write, read_jsonl
 
 AXES = {"rollouts": "rollouts generated", "flops": "FLOPs (generation, forward, training)", "tokens": "tokens generated",
         "seconds": "charged seconds (process CPU time)", "wall_seconds": "wall-clock seconds"}
@@ -89,11 +89,11 @@ class Results:
 
 def load_results(source: str | Path) -> Results:
     """A sweep file (its out_dir) or a results directory -> the complete runs in it, with their axes."""
-    source = Path(source)
+    from harness.sweep import load_sweep, sweep_file
+
+    source = sweep_file(source)
     raw: dict = {}
     if source.is_file():
-        from harness.sweep import load_sweep
-
         sweep = load_sweep(source)
         root, name, raw = sweep.out_dir, sweep.name, sweep.raw
     else:
@@ -116,13 +116,17 @@ def load_results(source: str | Path) -> Results:
     runs, skipped = [], []
     for c in cells:
         run_dir = root / c["name"]
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+        summary = RunStore(run_dir).summary()
         if summary.get("status") != "complete":
-            skipped.append(f"{c['name']}: {summary.get('status', 'not run')}")
+            skipped.append(f"{c['name']}: {summary.get('error') if summary.get('status') == 'corrupt' else summary.get('status', 'not run')}")
+            continue
+        try:
+            evals, metrics = read_jsonl(run_dir / "evals.jsonl"), read_jsonl(run_dir / "metrics.jsonl")
+        except ValueError as e:  # a corrupt row: this run is left out and named, the rest are reported
+            skipped.append(f"{c['name']}: {e}")
             continue
         method = c["algo"] + (f"-{c['variant']}" if c.get("variant") else "")
-        runs.append(Run(c["name"], method, c["algorithm"], c["task"], c["seed"], read_jsonl(run_dir / "evals.jsonl"),
-                        read_jsonl(run_dir / "metrics.jsonl"), summary))
+        runs.append(Run(c["name"], method, c["algorithm"], c["task"], c["seed"], evals, metrics, summary))
     if not runs:
         raise ConfigError(f"{root}: no complete runs to report ({len(skipped)} cells not complete)")
     units = {c.get("unit", "rollouts") for c in cells}

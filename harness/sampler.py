@@ -12,6 +12,8 @@ Sampling is seeded per call through a `torch.Generator`, so the same seed gives 
 """
 from __future__ import annotations
 
+import inspect
+
 import sys
 from dataclasses import dataclass
 from typing import Protocol
@@ -163,6 +165,17 @@ class _StaticCacheDecoder:
         return self.model.lm_head(self._norm(self.inner.norm, x[:, -1]))
 
 
+def cache_argument(model: torch.nn.Module) -> str:
+    """Name of the KV-cache argument of the model's forward: transformers 5.2x renamed `past_key_values` to
+    `cache` (the old name warns, then goes); the first class in the MRO that names either decides."""
+    for cls in type(model).__mro__:
+        if "forward" in vars(cls):
+            params = inspect.signature(cls.forward).parameters
+            if "cache" in params or "past_key_values" in params:
+                return "cache" if "cache" in params else "past_key_values"
+    return "past_key_values"
+
+
 class _HFCacheDecoder:
     """Generic path: the model's own forward and KV cache (any transformers causal LM)."""
 
@@ -170,6 +183,7 @@ class _HFCacheDecoder:
         self.model = model
         self.past = None
         self.mrope = False
+        self.cache_arg = cache_argument(model)
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, attn_mask2d: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         """images: the prefill's per-row pixels (vision policies); later calls are one-token decode steps."""
@@ -178,8 +192,9 @@ class _HFCacheDecoder:
             self.mrope = True  # M-RoPE: the model computes prefill positions; decode steps add its rope deltas
         if self.mrope:
             pos = None if self.past is None else mrope_decode_positions(self.model, pos)
-        out = self.model(input_ids=ids, attention_mask=attn_mask2d, position_ids=pos, past_key_values=self.past, use_cache=True, **extra)
-        self.past = out.past_key_values
+        extra[self.cache_arg] = self.past
+        out = self.model(input_ids=ids, attention_mask=attn_mask2d, position_ids=pos, use_cache=True, **extra)
+        self.past = out.cache if hasattr(out, "cache") else out.past_key_values
         return out.logits[:, -1]
 
 

@@ -31,22 +31,39 @@ import yaml
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "wandb", "math-verify", "pandas", "rlvr-harness")
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _replacing(path: Path):
+    """A temp file beside `path` (yielded as (fd, name)) that replaces `path` when the block succeeds, with the
+    permissions a plain open() would give (mkstemp's are owner-only); removed if the block fails (e.g. a full
+    disk), so no partial file is left behind and `path` keeps its old content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        yield fd, tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    with _replacing(path) as (fd, _), os.fdopen(fd, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with _replacing(path) as (fd, tmp):
+        os.close(fd)
+        torch.save(obj, tmp)
 
 
 @contextmanager
@@ -144,15 +161,31 @@ class RunStore:
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def summary(self) -> dict:
+        """summary.json; an unreadable one reads as status 'corrupt' with the file named in 'error' (the run is
+        then redone from its checkpoint, and sweeps, status and reports go on with the other runs)."""
         p = self.root / "summary.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        try:
+            data = json.loads(p.read_text()) if p.exists() else {}
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return data
+        except (ValueError, UnicodeDecodeError) as e:
+            return {"status": "corrupt", "error": f"{p}: unreadable ({e})"}
 
     def write_summary(self, **fields: Any) -> None:
-        atomic_write(self.root / "summary.json", json.dumps({**self.summary(), **fields}, indent=2, default=float))
+        old = self.summary()
+        old = {} if old.get("status") == "corrupt" else old
+        atomic_write(self.root / "summary.json", json.dumps({**old, **fields}, indent=2, default=float))
 
     def stored_config(self) -> dict | None:
         p = self.root / "config.yaml"
-        return yaml.safe_load(p.read_text()) if p.exists() else None
+        try:
+            data = yaml.safe_load(p.read_text()) if p.exists() else None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ValueError(f"{p}: unreadable ({type(e).__name__}); remove the run directory to redo it") from None
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"{p}: not a config mapping; remove the run directory to redo it")
+        return data
 
     def start(self, config: dict, env: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -189,5 +222,12 @@ class RunStore:
         atomic_torch_save(state, self.ckpt_dir / "state.pt")
 
     def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, or None. Loaded with weights_only (tensors and plain data: a crafted file cannot
+        run code); ValueError naming the file if it is unreadable."""
         p = self.ckpt_dir / "state.pt"
-        return torch.load(p, weights_only=False, map_location="cpu") if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            return torch.load(p, weights_only=True, map_location="cpu")
+        except Exception as e:  # truncated zip, foreign pickle, anything torch.load refuses
+            raise ValueError(f"{p}: unreadable checkpoint ({type(e).__name__}: {str(e)[:200]}); delete it to redo this run from step 0") from None

@@ -219,7 +219,7 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
         seeds = list(range(seeds))
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
         raise err(f"seeds: expected a count or a list of distinct integers, got {seeds!r}", "seeds")
-    cells = []
+    by_name: dict[str, Cell] = {}
     for a_label, a_over, a_pre in algos:
         for t_label, t_over, t_pre in tasks:
             for v_label, v_over, v_pre in variants:
@@ -238,7 +238,12 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
                         line = _locate(str(e), sources, lines)
                         msg = f"cell {cell_name}: {e}"
                         raise ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}") from None
-                    cells.append(Cell(cell_name, a_label, t_label, v_label, seed, cfg))
+                    clash = by_name.get(cell_name)
+                    if clash is not None:  # labels with '-' can join to one name: 'a-b' x 'c' and 'a' x 'b-c'
+                        raise ConfigError(f"{where}: cells ({clash.algo}, {clash.task}, {clash.variant or '-'}) and ({a_label}, {t_label}, "
+                                          f"{v_label or '-'}) would share the directory {cell_name}; rename a label")
+                    by_name[cell_name] = Cell(cell_name, a_label, t_label, v_label, seed, cfg)
+    cells = list(by_name.values())
     tune = None
     if data.get("tune") is not None:
         from harness.tune import parse_tune
@@ -247,8 +252,22 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
     return Sweep(str(name), Path(path) if path else None, out_dir, cells, executor, list(plugins), tune, data)
 
 
+def sweep_file(path: str | Path) -> Path:
+    """`path` when it exists, else the preset of that name shipped in the package ('quickstart' or
+    'sweeps/quickstart.yaml'), so the presets work from a non-editable install and any folder."""
+    p = Path(path)
+    if p.exists() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "sweeps"):
+        return p
+    from importlib.resources import files
+
+    packaged = files("sweeps") / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    return Path(str(packaged)) if packaged.is_file() else p
+
+
 def load_sweep(path: str | Path, overrides: dict | None = None) -> Sweep:
-    """Read and validate a sweep file; `overrides` (e.g. {"executor": {"workers": 2}}) are merged on top."""
+    """Read and validate a sweep file (or a packaged preset, see sweep_file); `overrides` (e.g.
+    {"executor": {"workers": 2}}) are merged on top."""
+    path = sweep_file(path)
     data, lines = read_yaml(path)
     return parse_sweep(deep_merge(data, overrides or {}), lines, path)
 
@@ -272,16 +291,35 @@ class Job:
     started: float = 0.0
 
     def command(self) -> list[str]:
-        spec = json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins})
-        return [sys.executable, "-m", "harness.worker", spec]
+        """`python -P -m harness.worker <spec>`: -P keeps the working directory off the import path (a stray
+        tasks.py there would shadow ours); the folders the sweep imported its plugins from go in the spec."""
+        spec = json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins, "paths": plugin_paths(self.plugins)})
+        return [sys.executable, "-P", "-m", "harness.worker", spec]
+
+
+def plugin_paths(modules: list[str]) -> list[str]:
+    """The sys.path entries this process imported each plugin module from (namespace packages included):
+    the module's file, up one folder per dotted part."""
+    out = []
+    for module in modules:
+        origin = getattr(sys.modules.get(module), "__file__", None)
+        if origin:
+            path = Path(origin).resolve()
+            path = path.parent if path.name == "__init__.py" else path
+            out.append(str(path.parents[len(module.split(".")) - 1]))
+    return list(dict.fromkeys(out))
 
 
 def cell_state(cell: Cell) -> tuple[str, str]:
-    """(status, detail) of a cell's directory: new | complete | resumable | failed | conflict."""
+    """(status, detail) of a cell's directory: new | complete | resumable | failed | conflict | corrupt (its
+    config.yaml is unreadable: skipped, never overwritten). An unreadable summary.json is resumable."""
     from harness.registry import resolved_config
 
     store = RunStore(cell.root)
-    stored = store.stored_config()
+    try:
+        stored = store.stored_config()
+    except ValueError as e:
+        return "corrupt", str(e)
     if stored is None:
         return "new", ""
     changed = changed_fields(stored, resolved_config(cell.config))
@@ -293,7 +331,7 @@ def cell_state(cell: Cell) -> tuple[str, str]:
         return "complete", ""
     if status == "failed":
         return "failed", summary.get("error", "")
-    return "resumable", ""
+    return "resumable", summary.get("error", "") if status == "corrupt" else ""
 
 
 def plan_jobs(sweep: Sweep, cells: list[Cell]) -> list[Job]:
@@ -416,7 +454,7 @@ def _error_of(job: Job, rc: int) -> str:
         return summary["error"]
     tail = job.log.read_text(errors="replace").strip().splitlines()[-20:] if job.log.exists() else []
     for line in reversed(tail):
-        if re.match(r"^\w*(Error|Exception|Interrupt)\b", line) or line.startswith("rlvr: error"):
+        if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b", line) or line.startswith("rlvr: error"):
             return line
     return f"exit code {rc}" + (f" (killed by signal {-rc})" if rc < 0 else "")
 
@@ -451,7 +489,10 @@ def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float
     if conflicts:
         raise ConfigError(conflicts[0] + (f" (and {len(conflicts) - 1} more cells)" if len(conflicts) > 1 else ""))
     write_manifest(sweep)
-    todo = [c for c in cells if states[c.name][0] != "complete"]
+    for c in cells:
+        if states[c.name][0] == "corrupt":
+            print(f"skipped  {c.name}: {states[c.name][1]}", file=out or sys.stdout, flush=True)
+    todo = [c for c in cells if states[c.name][0] not in ("complete", "corrupt")]
     jobs = plan_jobs(sweep, todo)
     done = [Job(c.name, "run", {}, [], Path(), None, c, status="done") for c in cells if states[c.name][0] == "complete"]
     progress = Progress(sweep, done + jobs, out, every)
@@ -511,5 +552,6 @@ def status_table(sweep: Sweep, only: list[str] | None = None) -> str:
         state, detail = cell_state(cell)
         frac, acc = cell_progress(cell)
         acc_s = f"{acc:.3f}" if acc is not None else "-"
+        detail = detail.replace(f"{cell.root}/", "")  # files in the cell's own directory, named by the cell
         out.append(f"{cell.name:<40} {state:<10} {100 * frac:5.1f}%  acc {acc_s:>5}  {detail[:80]}")
     return "\n".join(out)

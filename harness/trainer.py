@@ -24,8 +24,10 @@ from harness.policy import Policy, completion_logprobs, embedded_policy, load_po
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats
 from harness.sampler import build_engine
+from harness.signals import Interrupted, stop_requests
 from harness.store import RunStore, environment, exclusive
 from harness.wandb_log import WandbMirror
+from tasks.base import DataError
 
 STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
 EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
@@ -67,6 +69,19 @@ def eval_sampling_se(correct: torch.Tensor, n: int) -> float:
     return math.sqrt(float((p * (1 - p)).sum()) / (n - 1)) / len(p)
 
 
+def check_prompt_lengths(problems: list, prompts: list[list[int]], max_new_tokens: int, limit: int | None) -> None:
+    """DataError naming the first problem (its `file:line` when the task records one) whose prompt tokens plus
+    max_new_tokens exceed the policy's positions: caught at load, not as a huge allocation on step 0."""
+    if limit is None:
+        return
+    over = [i for i, ids in enumerate(prompts) if len(ids) + max_new_tokens > limit]
+    if over:
+        i = over[0]
+        where = problems[i].meta.get("source", f"problem {problems[i].prompt[:40]!r}")
+        raise DataError(f"{where}: prompt is {len(prompts[i])} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
+                        f"policy's {limit} positions ({len(over)} of {len(prompts)} problems do); shorten or drop them")
+
+
 @torch.no_grad()
 def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[torch.Tensor, int]:
     """n samples of each problem, scored by the task: rewards [len(problems), n] and the tokens processed."""
@@ -74,7 +89,7 @@ def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int
     images = None if pixels is None else pixels.repeat_interleave(n, 0)
     gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, images=images)
     texts = policy.decode(gen.completion_ids.tolist())
-    rewards = torch.tensor([task.score(problems[i // n], t) for i, t in enumerate(texts)])
+    rewards = torch.tensor(task.score_batch([problems[i // n] for i in range(len(texts))], texts))
     return rewards.view(len(problems), n), int(gen.prompt_mask.sum() + gen.completion_mask.sum())
 
 
@@ -138,6 +153,8 @@ class Trainer:
         self.ledger = Ledger(flops_per_token=2.0 * self.policy.non_embedding_params, clock=cfg.budget.clock)
         self.store = RunStore(Path(cfg.out_dir) / cfg.run_name)
         self.prompt_cache, self.pixel_cache = self.policy.prompt_inputs(self.train_problems)  # pixels: image tasks
+        check_prompt_lengths(self.train_problems, self.prompt_cache, self.max_new_tokens, self.policy.max_positions)
+        check_prompt_lengths(self.eval_problems, self.policy.prompt_inputs(self.eval_problems)[0], self.max_new_tokens, self.policy.max_positions)
         self.step = 0
         self.next_eval = 0.0
 
@@ -169,7 +186,7 @@ class Trainer:
         self.ledger.charge_generation(len(prompts), int(gen.prompt_mask.sum()), int(gen.completion_mask.sum()))
         with self.ledger.phase("score"):
             texts = self.policy.decode(gen.completion_ids.tolist())
-            rewards = torch.tensor([self.task.score(self.train_problems[i], t) for i, t in zip(rows.tolist(), texts)])
+            rewards = torch.tensor(self.task.score_batch([self.train_problems[i] for i in rows.tolist()], texts))
         B = len(prompts)
         return RolloutBatch(
             prompt_ids=gen.prompt_ids,
@@ -190,6 +207,7 @@ class Trainer:
     def train_step(self) -> dict[str, Any]:
         t0, timed0 = self.ledger.now(), self.ledger.timed()
         generated0, tagged0 = self.ledger.rollouts_generated, sum(self.ledger.rollouts_by_purpose.values())
+        timeouts0 = self.task.timeouts
         ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
         self.algo.diagnostics = {}
         generated = self.algo.collect(ctx)
@@ -223,6 +241,7 @@ class Trainer:
             "train/completion_len": generated.completion_mask.sum(-1).float().mean().item(),
             "train/truncated_frac": (~generated.finished).float().mean().item(),
             "replay/frac": batch.replayed.float().mean().item(),
+            "score/timeouts": self.task.timeouts - timeouts0,  # verifications that overran their bound (scored 0)
             **stats,
             **self.algo.diagnostics,
         }
@@ -285,6 +304,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Held-out accuracy: eval_prompts x eval_samples at the training temperature (recorded, not charged)."""
         n = self.cfg.budget.eval_samples
+        timeouts0 = self.task.timeouts
         with self.ledger.phase("eval"):
             rewards, tokens = sample_and_score(
                 self.policy, self.engine, self.task, self.eval_problems, n, self.max_new_tokens,
@@ -293,7 +313,7 @@ class Trainer:
         self.ledger.record_eval(rewards.numel(), tokens)
         correct = (rewards >= 1.0).sum(-1)
         out = {"eval/accuracy": (rewards >= 1.0).float().mean().item(), "eval/reward_mean": rewards.mean().item(),
-               "eval/accuracy_se": eval_sampling_se(correct, n)}
+               "eval/accuracy_se": eval_sampling_se(correct, n), "eval/score_timeouts": self.task.timeouts - timeouts0}
         for k in sorted({1, 2, 4, 8, n} & set(range(1, n + 1))):
             out[f"eval/pass@{k}"] = pass_at_k(n, correct, k).mean().item()
         out["eval/mixed_group_frac"] = ((correct > 0) & (correct < n)).float().mean().item()
@@ -339,10 +359,10 @@ class Trainer:
     def run(self, on_eval: Callable[[list[dict]], None] | None = None) -> dict:
         """Train to the budget, resuming from the store's checkpoint; one process at a time per run directory.
         on_eval(all eval rows so far) is called after each evaluation (the tuner reports and prunes there)."""
-        with exclusive(self.store.root / ".lock", f"the run {self.store.root}"):
-            return self._run(on_eval or (lambda evals: None))
+        with exclusive(self.store.root / ".lock", f"the run {self.store.root}"), stop_requests() as stop:
+            return self._run(on_eval or (lambda evals: None), stop)
 
-    def _run(self, on_eval: Callable[[list[dict]], None]) -> dict:
+    def _run(self, on_eval: Callable[[list[dict]], None], stop: Callable[[], int | None]) -> dict:
         b = self.cfg.budget
         config = resolved_config(self.cfg)
         env = {**environment(self.cfg.seed, self.cfg.threads), "warm_start": self.warm_start_info}
@@ -351,17 +371,22 @@ class Trainer:
             raise ConfigError(f"{self.store.root}: holds a run with a different config; choose another name or out_dir")
         if self.store.summary().get("status") == "complete":
             return self.store.summary()
-        state = self.store.load_checkpoint()
+        try:
+            state = self.store.load_checkpoint()
+        except ValueError as e:  # named in the summary, so sweeps and status show which file to remove
+            self.store.write_summary(status="failed", error=str(e), step=self.step)
+            raise
         if state is not None:
             self.load_state_dict(state)
         self.store.truncate_to(state and state["rows"])
         self.store.start(config, env)
-        mirror = WandbMirror(self.cfg.wandb, self.store.root, config, env)
+        mirror = None
         bar = tqdm(total=b.amount, unit=b.unit[:-1] if b.unit.endswith("s") else b.unit, disable=not self.progress, desc=self.cfg.run_name)
         bar.update(min(self.ledger.spent(b.unit), b.amount))
         evals = self.store.evals()
         last_eval: dict = evals[-1] if evals and evals[-1]["step"] == self.step else {}
         try:
+            mirror = WandbMirror(self.cfg.wandb, self.store.root, config, env)  # inside: a W&B failure fails the run
             while True:
                 spent = self.ledger.spent(b.unit)
                 while spent >= self.next_eval and self.next_eval <= b.amount:
@@ -372,6 +397,11 @@ class Trainer:
                     on_eval(self.store.evals())
                 if spent >= b.amount or (b.max_steps is not None and self.step >= b.max_steps):
                     break
+                if stop():  # SIGINT/SIGTERM: keep every step done so far
+                    self.store.save_checkpoint(self.state_dict())
+                    self.store.write_summary(status="interrupted", step=self.step)
+                    raise Interrupted(f"interrupted at step {self.step}; checkpoint saved in {self.store.ckpt_dir} "
+                                      "(rerun the same command to resume)", stop())
                 row = self.train_step()
                 self.store.log_step(row)
                 mirror.log(row)
@@ -382,8 +412,10 @@ class Trainer:
                 last_eval = self._eval_point(min(self.ledger.spent(b.unit), b.amount))
                 mirror.log(last_eval)
         except BaseException as e:
-            self.store.write_summary(status="failed", error=f"{type(e).__name__}: {e}", step=self.step)
-            mirror.finish()
+            if not isinstance(e, Interrupted):
+                self.store.write_summary(status="failed", error=f"{type(e).__name__}: {e}", step=self.step)
+            if mirror is not None:
+                mirror.finish()
             bar.close()
             raise
         bar.close()

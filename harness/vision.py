@@ -139,7 +139,8 @@ class QwenVLImages:
 
     def pixels(self, images: list[np.ndarray]) -> torch.Tensor:
         square = [np.asarray(Image.fromarray(im).convert("RGB").resize((self.size, self.size), Image.BICUBIC)) for im in images]
-        out = self.processor(square, min_pixels=self.size**2, max_pixels=self.size**2, return_tensors="pt")
+        pixels = self.size**2  # Qwen2-VL's size bounds are pixel counts: pin both to one square
+        out = self.processor(square, size={"shortest_edge": pixels, "longest_edge": pixels}, return_tensors="pt")
         return out["pixel_values"].view(len(images), -1, out["pixel_values"].shape[-1])
 
 

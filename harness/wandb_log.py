@@ -5,14 +5,19 @@ seed, tagged with the git commit. A resumed run continues the same W&B run id.
 """
 from __future__ import annotations
 
+import netrc
 import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from harness.config import ConfigError
 
 
 def quiet_wandb_env(run_dir: Path, mode: str) -> None:
-    """Settings that keep offline W&B on this machine: no error reporting, files under the run directory."""
+    """Settings that keep offline W&B on this machine: no error reporting, files under the run directory
+    (a user's own WANDB_* settings stay as they are)."""
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     os.environ["WANDB_MODE"] = mode
@@ -22,12 +27,35 @@ def quiet_wandb_env(run_dir: Path, mode: str) -> None:
         os.environ.setdefault(var, str(path))
 
 
+def wandb_mode(configured: str) -> str:
+    """The W&B mode to use: WANDB_MODE when the user set it (W&B's own convention), else the config's."""
+    mode = os.environ.get("WANDB_MODE", "").strip().lower() or configured
+    if mode not in ("offline", "online", "disabled", "dryrun", "run"):
+        raise ConfigError(f"WANDB_MODE: expected offline, online or disabled, got {mode!r}")
+    return {"dryrun": "offline", "run": "online"}.get(mode, mode)
+
+
+def has_wandb_key() -> bool:
+    """An API key in WANDB_API_KEY or ~/.netrc (where `wandb login` puts it)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 class WandbMirror:
     def __init__(self, cfg: Any, run_dir: Path, config: dict, env: dict):
         self.run = None
-        if cfg.mode == "disabled":
+        mode = wandb_mode(cfg.mode)
+        if mode == "disabled":
             return
-        quiet_wandb_env(run_dir, cfg.mode)
+        if mode == "online" and not has_wandb_key():
+            raise ConfigError("wandb.mode: online needs a W&B API key (WANDB_API_KEY or `wandb login`); "
+                              "or run offline (the default) and `wandb sync` the run's wandb-files later")
+        quiet_wandb_env(run_dir, mode)
         import wandb
 
         id_file = run_dir / "wandb_id"

@@ -1,6 +1,7 @@
 """One sweep job in its own process: `python -m harness.worker '<json>'` (executors start it; not for users).
 
-The JSON holds {"kind": "run" | "pretrain", "config": <plain RunConfig>, "plugins": [module, ...]}.
+The JSON holds {"kind": "run" | "pretrain", "config": <plain RunConfig>, "plugins": [module, ...], "paths": [folder,
+...]} (the folders the sweep imported its plugins from; the working directory itself is not on the import path).
 Exit code 0 means the run (or warm start) is complete; any error is printed and recorded by the trainer.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from importlib import import_module
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
+    sys.path[1:1] = [p for p in spec.get("paths", []) if p not in sys.path]
     for module in spec.get("plugins", []):
         import_module(module)
     from harness.config import RunConfig, from_dict
@@ -34,4 +36,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from harness.signals import Interrupted
+
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Interrupted as e:  # the sweep stopped this job: its checkpoint is saved
+        print(e, flush=True)
+        sys.exit(e.code)

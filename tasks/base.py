@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,33 +47,64 @@ class SplitConfig:
 
 
 def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-blank line of a JSONL file; DataError naming file:line otherwise."""
+    """(line number, object) for every non-blank line of a JSONL file; DataError naming file:line otherwise
+    (invalid UTF-8, invalid or too deeply nested JSON, integers too long to read, a non-object line)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {e.start + 1}); JSONL must be UTF-8") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
+            except ValueError as e:  # e.g. an integer past Python's digit limit
+                raise DataError(f"{path}:{lineno}: unreadable JSON value ({e})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
 
 
-def file_splits(read: Callable[[str], list], cfg: Any) -> dict[str, list]:
-    """Splits of a bring-your-own-data task: read(path) -> items. cfg.eval_path's items are the eval split, or,
-    without one, eval_size items of cfg.train_path are held out after a shuffle seeded by cfg.data_seed."""
-    train = read(cfg.train_path)
+def unique_problems(problems: list[Problem], path: str | Path) -> list[Problem]:
+    """problems without repeats (same Problem.key: prompt and image), first occurrence kept, a warning counting
+    the repeats; DataError if a repeat carries another answer. meta['source'] ('file:line') names lines."""
+    first: dict[str, Problem] = {}
+    for p in problems:
+        seen = first.setdefault(p.key, p)
+        if seen is not p and (seen.answer, seen.meta.get("gold")) != (p.answer, p.meta.get("gold")):
+            raise DataError(f"{p.meta.get('source', path)}: the same problem as {seen.meta.get('source', path)} with another answer")
+    if len(first) < len(problems):
+        warnings.warn(f"{path}: {len(problems) - len(first)} repeated problems dropped ({len(first)} distinct)", stacklevel=2)
+    return list(first.values())
+
+
+def file_splits(read: Callable[[str], list[Problem]], cfg: Any) -> dict[str, list[Problem]]:
+    """Splits of a bring-your-own-data task: read(path) -> problems, de-duplicated before splitting.
+    cfg.eval_path's problems are the eval split (a file other than train_path, sharing no problem with it),
+    or, without one, eval_size problems of cfg.train_path are held out after a shuffle seeded by cfg.data_seed."""
+    train = unique_problems(read(cfg.train_path), cfg.train_path)
     if cfg.eval_path:
-        return {"train": train, "eval": read(cfg.eval_path)}
+        if Path(cfg.eval_path).resolve() == Path(cfg.train_path).resolve():
+            raise ConfigError("task_args.eval_path: the same file as train_path; leave it unset to hold out eval_size problems")
+        evals = unique_problems(read(cfg.eval_path), cfg.eval_path)
+        train_keys = {p.key for p in train}
+        shared = [p for p in evals if p.key in train_keys]
+        if shared:
+            raise DataError(f"{cfg.eval_path}: {len(shared)} of {len(evals)} problems are also in {cfg.train_path} "
+                            f"(first: {shared[0].meta.get('source', '?')}); held-out problems must not be trained on")
+        return {"train": train, "eval": evals}
     train = train[:]
     random.Random(cfg.data_seed).shuffle(train)
     if len(train) <= cfg.eval_size:
-        raise DataError(f"{cfg.train_path}: {len(train)} lines cannot hold out eval_size={cfg.eval_size}")
+        raise DataError(f"{cfg.train_path}: {len(train)} distinct problems cannot hold out eval_size={cfg.eval_size}")
     return {"train": train[cfg.eval_size :], "eval": train[: cfg.eval_size]}
 
 
@@ -88,6 +120,7 @@ class Task:
     max_new_tokens = 16
     images = False  # True when problems carry an image (the embedded policy then gets its image encoder)
     max_attempts_per_item = 200  # generator draws allowed per requested problem before we call the space exhausted
+    timeouts = 0  # running count of verifications that overran their bound and scored 0 (by tasks whose verifier can stall)
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -99,6 +132,11 @@ class Task:
     def score(self, problem: Problem, completion: str) -> float:
         """Reward of one completion in [0, 1]; must never raise, whatever the text."""
         raise NotImplementedError
+
+    def score_batch(self, problems: list[Problem], completions: list[str]) -> list[float]:
+        """score(problems[i], completions[i]) for every i; tasks with slow verifiers override it to bound and
+        parallelise the checks."""
+        return [self.score(p, c) for p, c in zip(problems, completions)]
 
     def _build_splits(self) -> dict[str, list[Problem]]:
         want = {"train": self.cfg.train_size, "eval": self.cfg.eval_size}

@@ -18,7 +18,7 @@ from tasks.base import Problem, SplitConfig, Task
 
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
-MAX_CHARS = 200  # longer completions are wrong by construction (and never parsed)
+MAX_CHARS = 200  # longer expressions (spaces around them aside) are wrong by construction and never parsed
 
 
 @dataclass
@@ -42,12 +42,13 @@ class CountdownConfig(SplitConfig):
 
 def check_expression(text: str, numbers: list[int], target: int) -> bool:
     """True iff `text` is an arithmetic expression over a sub-multiset of `numbers` equal to `target`."""
+    text = text.strip()  # before the length cap: padding does not make a right answer wrong
     if len(text) > MAX_CHARS:
         return False
     try:
         with warnings.catch_warnings():  # odd escapes in string literals warn while parsing; they score 0 anyway
             warnings.simplefilter("ignore")
-            tree = ast.parse(text.strip(), mode="eval")
+            tree = ast.parse(text, mode="eval")
         used: Counter = Counter()
         value = _value(tree.body, used)
     except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError, TypeError):

@@ -1,15 +1,18 @@
 """Bring-your-own math data: GSM8K/MATH-style JSONL files, answers checked with math-verify.
 
-Each line is a JSON object with a question and a gold answer (field names configurable). A malformed line
-stops loading with `file:line: what is wrong`.
+Each line is a JSON object with a question and a gold answer (field names configurable). Gold answers are read
+as LaTeX (MATH style: `3\\sqrt{3}`, `\\dfrac{3}{4}`, `(2, 5]`) or after GSM8K's `####`. A malformed line, or a
+gold answer math-verify cannot read, stops loading with `file:line: what is wrong`. Checks are bounded in time
+and run in parallel (tasks/mathcheck.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import ConfigError, doc
+from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
+from tasks import mathcheck
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 
 
@@ -23,10 +26,13 @@ class JsonlMathConfig:
     prompt_template: str = doc("How a question becomes a prompt; {question} is replaced.", "{question}\nAnswer: ")
     max_new_tokens: int = doc("Completion length cap.", 256)
     data_seed: int = doc("Seed of the train/eval shuffle when eval_path is None.", 0)
+    verify_timeout_s: float = doc("Seconds one answer check may take before it scores 0 (counted in score/timeouts).", mathcheck.TIMEOUT_S)
+    verify_workers: int = doc("Processes checking a batch of answers in parallel.", 2)
 
     def validate(self) -> None:
         if not self.train_path:
             raise ConfigError("task_args.train_path: required for task jsonl_math")
+        require_positive(self, "task_args.", "verify_timeout_s", "verify_workers")
         if "{question}" not in self.prompt_template:
             raise ConfigError("task_args.prompt_template: must contain {question}")
 
@@ -45,24 +51,33 @@ def text_field(path: str | Path, lineno: int, obj: dict, key: str) -> str:
     return str(obj[key])
 
 
-def read_jsonl(path: str | Path, question_field: str, answer_field: str) -> list[tuple[str, str]]:
-    rows = [
-        (text_field(path, n, obj, question_field), gold_answer(text_field(path, n, obj, answer_field)))
-        for n, obj in jsonl_objects(path)
-    ]
-    if not rows:
+def read_jsonl(path: str | Path, cfg: JsonlMathConfig) -> list[Problem]:
+    problems = []
+    for n, obj in jsonl_objects(path):
+        question = text_field(path, n, obj, cfg.question_field)
+        gold = gold_answer(text_field(path, n, obj, cfg.answer_field))
+        problems.append(Problem(cfg.prompt_template.format(question=question), gold, {}, math_gold(gold, f"{path}:{n}")))
+    if not problems:
         raise DataError(f"{path}: no problems in file")
-    return rows
+    return problems
 
 
-def math_equal(gold: str, completion: str) -> bool:
-    """math-verify's equivalence of the completion's final answer and the gold answer; never raises."""
-    from math_verify import parse, verify
-
+def math_gold(gold: str, where: str) -> dict:
+    """Problem.meta of a math-verified answer; DataError naming the line if math-verify cannot read the gold."""
     try:
-        return bool(verify(parse(gold), parse(completion)))
-    except Exception:  # math-verify can raise on odd LaTeX; garbage scores 0
-        return False
+        parsed = mathcheck.gold_target(gold)
+    except Exception as e:  # sympy/latex2sympy errors on malformed LaTeX
+        raise DataError(f"{where}: gold answer {gold[:80]!r} is not readable math ({type(e).__name__})") from None
+    if not any(not isinstance(x, str) for x in parsed):  # math-verify hands back the bare text when it cannot parse
+        raise DataError(f"{where}: gold answer {gold[:80]!r} is not readable math")
+    return {"gold": gold, "source": where}
+
+
+def score_math(task: Task, cfg, problems: list[Problem], completions: list[str]) -> list[float]:
+    """Bounded, parallel math-verify checks of completions against problems' golds; overruns count in task.timeouts."""
+    ok, timeouts = mathcheck.check_batch([p.meta["gold"] for p in problems], completions, cfg.verify_timeout_s, cfg.verify_workers)
+    task.timeouts += timeouts
+    return [float(x) for x in ok]
 
 
 @TASKS.register("jsonl_math", config=JsonlMathConfig(train_path="<required>"), description="Math problems from JSONL files (GSM8K/MATH style), checked with math-verify")
@@ -72,11 +87,10 @@ class JsonlMath(Task):
     def __init__(self, cfg: JsonlMathConfig):
         self.max_new_tokens = cfg.max_new_tokens
         self.cfg = cfg
-        splits = file_splits(lambda path: read_jsonl(path, cfg.question_field, cfg.answer_field), cfg)
-        self.splits = {name: [self._problem(q, a) for q, a in rows] for name, rows in splits.items()}
+        self.splits = file_splits(lambda path: read_jsonl(path, cfg), cfg)
 
-    def _problem(self, question: str, answer: str) -> Problem:
-        return Problem(self.cfg.prompt_template.format(question=question), answer, {}, {"gold": answer})
+    def score_batch(self, problems: list[Problem], completions: list[str]) -> list[float]:
+        return score_math(self, self.cfg, problems, completions)
 
     def score(self, problem: Problem, completion: str) -> float:
-        return float(math_equal(problem.meta["gold"], completion))
+        return self.score_batch([problem], [completion])[0]

@@ -39,7 +39,9 @@ def load(path, **kw):
 
 def test_round_trip_images_letters_and_scoring(tmp_path):
     path, src = write_dataset(tmp_path)
-    task = load(path, eval_path=str(path))  # evaluate on the same file: every line present in order
+    other = tmp_path / "other.jsonl"  # a training file sharing no problem with the held-out one
+    other.write_text(json.dumps({"image": "imgs/0.png", "question": "Another question?", "answer": "3"}) + "\n")
+    task = load(other, eval_path=str(path))  # every line of the held-out file present in order
     assert task.images
     got = task.problems("eval")
     assert len(got) == len(src)
