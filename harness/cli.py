@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from harness.config import ConfigError, RunConfig, describe, load_config
+from harness.config import RunConfig, load_config
+from harness.plain import ConfigError, describe
 from harness.signals import Interrupted
 from tasks.base import DataError
 

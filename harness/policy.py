@@ -24,7 +24,8 @@ from transformers.utils import logging as hf_logging
 
 hf_logging.disable_progress_bar()  # per-shard load/save bars would drown the run's own progress bar
 
-from harness.config import ConfigError, PolicyConfig
+from harness.config import PolicyConfig
+from harness.plain import ConfigError
 from harness.vision import (
     IMAGE_TOKEN,
     MROPE_VLM_TYPES,

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.config import RunConfig, config_hash, to_dict
+from harness.config import RunConfig
+from harness.plain import config_hash, to_dict
 from harness.policy import embedded_policy, supervised_loss
 from harness.registry import TASKS, resolve_plugins
+from harness.rollouts import sample_and_score
 from harness.sampler import build_engine
 from harness.signals import Interrupted, stop_requests
 from harness.store import atomic_torch_save, atomic_write, exclusive
-from harness.trainer import sample_and_score
 
 SAMPLES_PER_CHECK = 8
 WARMUP_STEPS = 50

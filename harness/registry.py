@@ -13,7 +13,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-from harness.config import ConfigError, from_dict, to_dict
+from harness.plain import ConfigError, from_dict, to_dict
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import yaml
 from scipy import stats as sps
 
 from harness import stats
-from harness.config import ConfigError
+from harness.plain import ConfigError
 from harness.store import RunStore, atomic_write, read_jsonl
 
 AXES = {"rollouts": "rollouts generated", "flops": "FLOPs (generation, forward, training)", "tokens": "tokens generated",

@@ -1,4 +1,5 @@
-"""The batch of scored rollouts that flows through the stages of a training step."""
+"""The batch of scored rollouts that flows through the stages of a training step, and `sample_and_score`
+(n samples per problem, scored by the task: what evaluations and warm-start checks run)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -126,3 +127,14 @@ def group_reward_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> dict[s
         "train/all_correct_group_frac": ((hi == lo) & (lo >= 1.0)).float().mean().item(),
         "train/all_wrong_group_frac": ((hi == lo) & (hi <= 0.0)).float().mean().item(),
     }
+
+
+@torch.no_grad()
+def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[torch.Tensor, int]:
+    """n samples of each problem, scored by the task: rewards [len(problems), n] and the tokens processed."""
+    prompts, pixels = policy.prompt_inputs(problems)
+    images = None if pixels is None else pixels.repeat_interleave(n, 0)
+    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, images=images)
+    texts = policy.decode(gen.completion_ids.tolist())
+    rewards = torch.tensor(task.score_batch([problems[i // n] for i in range(len(texts))], texts))
+    return rewards.view(len(problems), n), int(gen.prompt_mask.sum() + gen.completion_mask.sum())

@@ -21,7 +21,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from harness.config import ConfigError
+from harness.plain import ConfigError
 from harness.policy import left_pad, positions
 from harness.registry import ENGINES
 from harness.vision import drop_placeholders, image_forward_kwargs, is_mrope_vlm, mrope_decode_positions, placeholder_token_ids

@@ -35,15 +35,14 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import (
+from harness.config import RunConfig, changed_fields
+from harness.plain import (
     ConfigError,
-    RunConfig,
-    _mentions,
-    changed_fields,
     deep_merge,
     doc,
     flat_keys,
     from_dict,
+    mentions,
     read_yaml,
     require_positive,
     set_dotted,
@@ -152,7 +151,7 @@ def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) ->
     best = None
     for prefix, data in sources:
         for key in flat_keys(data):
-            if _mentions(msg, key) and f"{prefix}{key}" in lines and (best is None or len(key) > len(best[0])):
+            if mentions(msg, key) and f"{prefix}{key}" in lines and (best is None or len(key) > len(best[0])):
                 best = (key, lines[f"{prefix}{key}"])
     return best[1] if best else None
 
@@ -193,7 +192,7 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
         executor = from_dict(ExecutorConfig, data.get("executor") or {}, "executor")
         executor.validate()
     except ConfigError as e:
-        key = max((k for k in lines if k.startswith("executor") and _mentions(str(e), k)), key=len, default="executor")
+        key = max((k for k in lines if k.startswith("executor") and mentions(str(e), k)), key=len, default="executor")
         raise err(str(e), key) from None
     base = expand_dotted(data.get("base") or {})
     if "threads" in base:

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.config import ConfigError, RunConfig, changed_fields
+from harness.config import RunConfig, changed_fields
+from harness.plain import ConfigError
 from harness.ledger import Ledger
 from harness.mismatch import correction_weights, mismatch_stats
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
-from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats
+from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
 from harness.sampler import build_engine
 from harness.signals import Interrupted, stop_requests
 from harness.store import RunStore, environment, exclusive
@@ -80,17 +81,6 @@ def check_prompt_lengths(problems: list, prompts: list[list[int]], max_new_token
         where = problems[i].meta.get("source", f"problem {problems[i].prompt[:40]!r}")
         raise DataError(f"{where}: prompt is {len(prompts[i])} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
                         f"policy's {limit} positions ({len(over)} of {len(prompts)} problems do); shorten or drop them")
-
-
-@torch.no_grad()
-def sample_and_score(policy, engine, task, problems, n: int, max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[torch.Tensor, int]:
-    """n samples of each problem, scored by the task: rewards [len(problems), n] and the tokens processed."""
-    prompts, pixels = policy.prompt_inputs(problems)
-    images = None if pixels is None else pixels.repeat_interleave(n, 0)
-    gen = engine.generate([p for p in prompts for _ in range(n)], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, images=images)
-    texts = policy.decode(gen.completion_ids.tolist())
-    rewards = torch.tensor(task.score_batch([problems[i // n] for i in range(len(texts))], texts))
-    return rewards.view(len(problems), n), int(gen.prompt_mask.sum() + gen.completion_mask.sum())
 
 
 @dataclass

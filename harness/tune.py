@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import ConfigError, RunConfig, config_hash, doc, from_dict, set_dotted, to_dict
+from harness.config import RunConfig
+from harness.plain import ConfigError, config_hash, doc, from_dict, set_dotted, to_dict
 
 PARAM_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -85,13 +86,13 @@ def _num(x: Any) -> float:
 
 
 def parse_tune(data: Any, lines: dict[str, int], where: str) -> TuneConfig:
-    from harness.config import _mentions
+    from harness.plain import mentions
 
     try:
         cfg = from_dict(TuneConfig, data, "tune")
         cfg.validate()
     except ConfigError as e:
-        key = max((k for k in lines if k.startswith("tune") and _mentions(str(e), k)), key=len, default="tune")
+        key = max((k for k in lines if k.startswith("tune") and mentions(str(e), k)), key=len, default="tune")
         raise ConfigError(f"{where}:{lines[key]}: {e}" if key in lines else f"{where}: {e}") from None
     return cfg
 

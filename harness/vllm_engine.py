@@ -19,7 +19,7 @@ import tempfile
 
 import torch
 
-from harness.config import ConfigError
+from harness.plain import ConfigError
 from harness.registry import ENGINES
 from harness.sampler import Generation
 from harness.vision import placeholder_token_ids

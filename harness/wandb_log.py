@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.config import ConfigError
+from harness.plain import ConfigError
 
 
 def quiet_wandb_env(run_dir: Path, mode: str) -> None:

@@ -16,7 +16,8 @@ def main(argv: list[str]) -> int:
     sys.path[1:1] = [p for p in spec.get("paths", []) if p not in sys.path]
     for module in spec.get("plugins", []):
         import_module(module)
-    from harness.config import RunConfig, from_dict
+    from harness.config import RunConfig
+    from harness.plain import from_dict
     from harness.registry import resolve_plugins
 
     cfg = from_dict(RunConfig, spec["config"])

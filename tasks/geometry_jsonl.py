@@ -22,7 +22,7 @@ from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 from tasks.geometry import LETTERS, normalise_answer
-from tasks import mathcheck
+import tasks.mathcheck as mathcheck
 from tasks.jsonl_math import math_gold, score_math, text_field
 
 

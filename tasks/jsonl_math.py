@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
-from tasks import mathcheck
+import tasks.mathcheck as mathcheck
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 
 
