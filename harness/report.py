@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-
 from scipy import stats as sps
 
 from harness import stats

@@ -13,7 +13,6 @@ Sampling is seeded per call through a `torch.Generator`, so the same seed gives 
 from __future__ import annotations
 
 import inspect
-
 import sys
 from dataclasses import dataclass
 from typing import Protocol

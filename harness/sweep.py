@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config import RunConfig, changed_fields
+from harness.ledger import SPENT_METRIC
 from harness.plain import (
     ConfigError,
     deep_merge,
@@ -47,7 +48,6 @@ from harness.plain import (
     require_positive,
     set_dotted,
 )
-from harness.ledger import SPENT_METRIC
 from harness.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=]+(?:-[A-Za-z0-9_.+=]+)*$")

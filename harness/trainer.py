@@ -18,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 from harness.config import RunConfig, changed_fields
-from harness.plain import ConfigError
 from harness.ledger import Ledger
 from harness.mismatch import correction_weights, mismatch_stats
+from harness.plain import ConfigError
 from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+import tasks.mathcheck as mathcheck
 from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 from tasks.geometry import LETTERS, normalise_answer
-import tasks.mathcheck as mathcheck
 from tasks.jsonl_math import math_gold, score_math, text_field
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import tasks.mathcheck as mathcheck
 from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
-import tasks.mathcheck as mathcheck
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 
 

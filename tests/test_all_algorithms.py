@@ -1,7 +1,7 @@
 """Every registered algorithm runs on every built-in generated task (text and image) through the trainer, and its diagnostics reach store and W&B."""
 import pytest
-
 from conftest import tiny_run_config
+
 from harness import wandb_log
 from harness.registry import ALGORITHMS
 from harness.trainer import Trainer

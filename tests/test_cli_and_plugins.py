@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_run_config
+
 from harness import registry
 from harness.config import ConfigError, load_config
 from harness.policy import embedded_policy

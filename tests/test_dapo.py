@@ -1,8 +1,8 @@
 """DAPO dynamic sampling through the real step: re-samples, charges everything, trains at the cap."""
 import torch
+from conftest import tiny_run_config
 
 from harness.rollouts import effective_groups
-from conftest import tiny_run_config
 from harness.trainer import Trainer
 
 

@@ -211,8 +211,8 @@ class _Payload:
 
 def test_crafted_checkpoint_runs_no_code_and_fails_the_run_by_name(tmp_path):
     import torch
-
     from conftest import tiny_run_config
+
     from harness.trainer import Trainer
 
     cfg = tiny_run_config(tmp_path, "name=evil")
@@ -348,6 +348,7 @@ def test_sigint_checkpoints_exits_130_and_the_rerun_equals_an_uninterrupted_run(
     import sys
 
     from conftest import TINY, learning
+
     from harness.store import read_jsonl
 
     def args(name):
@@ -417,6 +418,7 @@ class _Stopper:
 
 def test_wandb_mode_from_the_environment_wins_and_online_without_key_fails_clearly(tmp_path, monkeypatch):
     from conftest import tiny_run_config
+
     from harness.trainer import Trainer
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
@@ -498,6 +500,7 @@ def test_group_sizes_that_train_nothing_are_refused(overrides):
 
 def test_over_long_prompts_are_refused_at_load_with_file_and_line(tmp_path):
     from conftest import TINY
+
     from harness.trainer import Trainer
 
     rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(20)]

@@ -5,9 +5,9 @@ from math import comb
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_run_config
 
 from algorithms.maxpo import maxk_advantages, maxk_estimate
-from conftest import tiny_run_config
 from harness.trainer import Trainer
 
 

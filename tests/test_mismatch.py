@@ -5,8 +5,8 @@ import zlib
 
 import pytest
 import torch
-
 from conftest import tiny_run_config
+
 from harness.mismatch import correction_weights, mismatch_stats
 from harness.trainer import Trainer
 

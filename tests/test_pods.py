@@ -5,9 +5,9 @@ from itertools import combinations
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_run_config
 
 from algorithms.pods import max_reward_indices, max_variance_indices
-from conftest import tiny_run_config
 from harness.trainer import Trainer
 
 

@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
+from conftest import crash_at_step, learning, tiny_run_config
 
 from algorithms.popo import behaviour_weights, truncate_weights
-from conftest import crash_at_step, learning, tiny_run_config
 from harness.trainer import Trainer
 
 

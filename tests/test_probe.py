@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_run_config
+
 from harness.probe import Welford, format_table, probe_variance
 from harness.trainer import Trainer
 

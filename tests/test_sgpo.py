@@ -4,9 +4,9 @@ import zlib
 
 import pytest
 import torch
+from conftest import crash_at_step, learning, tiny_run_config
 
 from algorithms.sgpo import bucket_size
-from conftest import crash_at_step, learning, tiny_run_config
 from harness.trainer import Trainer
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_run_config
+
 from harness.policy import completion_logprobs
 from harness.trainer import StepContext, Trainer
 

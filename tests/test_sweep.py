@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import learning
+
 from harness.config import ConfigError
 from harness.store import read_jsonl
 from harness.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep

@@ -7,7 +7,7 @@ from harness.config import ConfigError, load_config
 from harness.registry import TASKS
 from tasks.arithmetic import Arithmetic, ArithmeticConfig, parse_int
 from tasks.base import DataError
-from tasks.countdown import Countdown, CountdownConfig, check_expression
+from tasks.countdown import check_expression
 from tasks.jsonl_math import JsonlMath, JsonlMathConfig
 
 

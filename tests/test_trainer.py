@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY, crash_at_step, learning, tiny_run_config
+
 from harness.config import load_config
 from harness.pretrain import warm_start, warm_start_report
 from harness.trainer import Trainer, pass_at_k

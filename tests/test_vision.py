@@ -136,6 +136,7 @@ def test_qwen2_vl_checkpoint_samples_and_scores_consistently(qwen_vl_dir, geo):
 
 def test_grpo_runs_on_geometry_with_a_qwen2_vl_checkpoint(qwen_vl_dir, tmp_path):
     from conftest import tiny_run_config
+
     from harness.trainer import Trainer
 
     cfg = tiny_run_config(tmp_path, "task=geometry", f"policy.path={qwen_vl_dir}", "policy.image_size=56", "algo=popo")

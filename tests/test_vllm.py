@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("vllm", reason="engine=vllm tests run in the vllm environment: make test-vllm")
 
 from conftest import tiny_run_config  # noqa: E402
+
 from harness.config import PolicyConfig  # noqa: E402
 from harness.policy import completion_logprobs, embedded_policy  # noqa: E402
 from harness.sampler import build_engine  # noqa: E402
