@@ -93,6 +93,14 @@ class Policy:
         return int(self.tokenizer.eos_token_id)
 
     @property
+    def eos_ids(self) -> list[int]:
+        """Every id that ends a completion: the tokenizer's EOS first, then any the checkpoint's
+        generation_config adds (chat models end a turn with their own token)."""
+        extra = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        extra = [] if extra is None else [extra] if isinstance(extra, int) else list(extra)
+        return list(dict.fromkeys([self.eos_id, *map(int, extra)]))
+
+    @property
     def pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else self.tokenizer.eos_token_id)

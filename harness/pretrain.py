@@ -71,7 +71,7 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool, stop) -> Path:
     task = TASKS.get(cfg.task).obj(task_cfg)
     policy = embedded_policy(cfg.policy, seed=0, vision=task.images)
     model = policy.model.train()
-    engine = build_engine("torch", model, policy.eos_id, policy.pad_id)
+    engine = build_engine("torch", model, policy.eos_ids, policy.pad_id)
     train = task.problems("train")
     checks = task.problems("eval")[-p.check_prompts :]
     prompts, pixels = policy.prompt_inputs(train)

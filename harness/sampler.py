@@ -199,9 +199,9 @@ class _HFCacheDecoder:
 
 @ENGINES.register("torch", description="Batched KV-cache sampler in plain torch (static cache for Llama-family models)")
 class TorchSampler:
-    def __init__(self, model: torch.nn.Module, eos_id: int, pad_id: int, fast: bool = True):
+    def __init__(self, model: torch.nn.Module, eos_id: int | list[int], pad_id: int, fast: bool = True):
         self.model = model
-        self.eos_id = eos_id
+        self.eos_ids = id_list(eos_id)
         self.pad_id = pad_id
         self.fast = fast and _supports_fast_path(model)
 
@@ -254,13 +254,14 @@ class TorchSampler:
         logps = torch.zeros(B, max_new_tokens, device=dev)
         rows = torch.arange(B, device=dev)  # original indices of the rows the decoder still holds
         ended = torch.zeros(B, dtype=torch.bool, device=dev)
+        eos = torch.tensor(self.eos_ids, device=dev)
         steps = 0
         for t in range(max_new_tokens):
             # Noise is drawn for all B rows every step, so a row's tokens never depend on which others ended.
             uniform = torch.rand((B, logits.shape[-1]), generator=gen, device=dev)[rows]
             tok, lp = sample_next(drop_placeholders(logits, banned), temperature, top_p, uniform)
             tokens[rows, t], logps[rows, t] = tok, lp
-            ended[rows] |= tok == self.eos_id
+            ended[rows] |= torch.isin(tok, eos)
             steps = t + 1
             if ended.all() or t == max_new_tokens - 1:
                 break
@@ -277,15 +278,21 @@ class TorchSampler:
                 logits = dec.forward(tok[:, None], next_pos, key_valid[:, : P + t + 1].long())
             next_pos = next_pos + 1
         tokens, logps = tokens[:, :steps], logps[:, :steps]
-        is_eos = (tokens == self.eos_id).long()
+        is_eos = torch.isin(tokens, eos).long()
         upto_eos = (is_eos.cumsum(-1) - is_eos) == 0  # tokens up to and including the first EOS
         tokens = tokens.masked_fill(~upto_eos, self.pad_id)
         out = (tokens, upto_eos.long(), logps * upto_eos, is_eos.any(-1))
         return Generation(cpu_ids, cpu_mask, *(x.cpu() for x in out))
 
 
-def build_engine(name: str, model: torch.nn.Module, eos_id: int, pad_id: int, **engine_args) -> RolloutEngine:
-    """The registered engine `name` over `model`; engine_args are the engine's own options (sampler.engine_args)."""
+def id_list(ids: int | list[int]) -> list[int]:
+    """An engine's end-of-sequence ids as a list (engines take one id or several)."""
+    return [int(ids)] if isinstance(ids, int) else [int(i) for i in ids]
+
+
+def build_engine(name: str, model: torch.nn.Module, eos_id: int | list[int], pad_id: int, **engine_args) -> RolloutEngine:
+    """The registered engine `name` over `model`; eos_id: every id that ends a completion (Policy.eos_ids);
+    engine_args are the engine's own options (sampler.engine_args)."""
     try:
         return ENGINES.get(name).obj(model, eos_id, pad_id, **engine_args)
     except TypeError as e:

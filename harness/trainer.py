@@ -136,7 +136,7 @@ class Trainer:
         self.ref_model = None
         if getattr(self.algo_cfg, "kl_coef", 0) > 0:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_id, self.policy.pad_id, **cfg.sampler.engine_args)
+        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_ids, self.policy.pad_id, **cfg.sampler.engine_args)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
         )

