@@ -23,7 +23,7 @@ from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 from tasks.geometry import LETTERS, normalise_answer
-from tasks.jsonl_math import math_gold, score_math, text_field
+from tasks.jsonl_math import math_gold, oracle_answer, score_math, text_field
 
 
 @dataclass
@@ -116,7 +116,7 @@ def read_image_jsonl(path: str | Path, cfg: GeometryJsonlConfig) -> list[Problem
             answer = letter
             listed = " ".join(f"{letters[i]}) {c}" for i, c in enumerate(choices)) + " "
         else:
-            meta = math_gold(answer, where)
+            meta, answer = math_gold(answer, where), oracle_answer(answer)
         img = load_image(image_path(root, image, where), where, cfg.max_image_side, cfg.max_image_pixels)
         prompt = cfg.prompt_template.format(question=question, choices=listed)
         problems.append(Problem(prompt=prompt, answer=answer, difficulty={}, meta=meta, image=img))

@@ -56,7 +56,8 @@ def read_jsonl(path: str | Path, cfg: JsonlMathConfig) -> list[Problem]:
     for n, obj in jsonl_objects(path):
         question = text_field(path, n, obj, cfg.question_field)
         gold = gold_answer(text_field(path, n, obj, cfg.answer_field))
-        problems.append(Problem(cfg.prompt_template.format(question=question), gold, {}, math_gold(gold, f"{path}:{n}")))
+        meta = math_gold(gold, f"{path}:{n}")
+        problems.append(Problem(cfg.prompt_template.format(question=question), oracle_answer(gold), {}, meta))
     if not problems:
         raise DataError(f"{path}: no problems in file")
     return problems
@@ -71,6 +72,14 @@ def math_gold(gold: str, where: str) -> dict:
     if not any(not isinstance(x, str) for x in parsed):  # math-verify hands back the bare text when it cannot parse
         raise DataError(f"{where}: gold answer {gold[:80]!r} is not readable math")
     return {"gold": gold, "source": where}
+
+
+def oracle_answer(gold: str) -> str:
+    """The completion the warm start imitates: the gold itself when math-verify reads it bare the same way
+    (plain numbers), else in `$...$` (bare, `3\\sqrt{3}` would read as 3)."""
+    from math_verify import parse
+
+    return gold if tuple(parse(gold, parsing_timeout=None)) == mathcheck.gold_target(gold) else f"${gold}$"
 
 
 def score_math(task: Task, cfg, problems: list[Problem], completions: list[str]) -> list[float]:

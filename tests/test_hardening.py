@@ -54,6 +54,7 @@ def test_math_golds_read_as_latex_and_gsm8k(tmp_path):
     problems = [by_question[f"q{i}"] for i in range(len(cases))]
     assert task.score_batch(problems, [good for _, good, _ in cases]) == [1.0] * len(cases)
     assert task.score_batch(problems, [bad for _, _, bad in cases]) == [0.0] * len(cases)
+    assert task.score_batch(problems, [p.answer for p in problems]) == [1.0] * len(cases)  # the warm start's target
 
 
 def test_unreadable_gold_names_the_line(tmp_path):
