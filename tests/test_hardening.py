@@ -511,3 +511,16 @@ def test_over_long_prompts_are_refused_at_load_with_file_and_line(tmp_path):
                                     "task_args.max_new_tokens=8", f"out_dir={tmp_path}", "wandb.mode=disabled", "train.prompts_per_step=4"])
     with pytest.raises(DataError, match=r"long.jsonl:8: prompt is 100009 tokens; with max_new_tokens=8 that exceeds the policy's 128 positions"):
         Trainer(cfg, progress=False)
+
+
+def test_cpu_clock_charges_work_done_in_child_processes():
+    """The bounded math verifier checks answers in forked children: their CPU time is the run's cost too."""
+    import subprocess
+    import sys
+
+    from harness.ledger import Ledger
+
+    ledger = Ledger(flops_per_token=1.0, clock="cpu")
+    with ledger.phase("score"):
+        subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"], check=True)
+    assert ledger.seconds["score"] >= 0.35
