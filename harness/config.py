@@ -45,8 +45,14 @@ class PolicyConfig:
     patch_size: int = doc("Embedded model on image tasks: pixels per patch side; one image token per patch.", 8)
     warm_start: bool = doc("Embedded model: start RL from the cached supervised warm start (built when missing).", True)
     device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
+    chat_template: Literal["auto", "on", "off"] = doc(
+        "Wrap each prompt in the checkpoint's chat template as a user turn (on), or not (off); auto = on when policy.path's "
+        "tokenizer has one and the task is text-only (the embedded model has none).", "auto")
+    system_prompt: str | None = doc("System turn ahead of every prompt (needs the chat template).", None)
 
     def validate(self) -> None:
+        if self.path is None and (self.chat_template == "on" or self.system_prompt is not None):
+            raise ConfigError("policy.chat_template/system_prompt: the embedded model has no chat template; set policy.path to a checkpoint with one")
         require_positive(self, "policy.", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions", "image_size", "patch_size")
         if self.image_size % self.patch_size:
             raise ConfigError(f"policy.patch_size: {self.patch_size} does not divide image_size={self.image_size}")

@@ -87,6 +87,26 @@ class Policy:
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerFast
     images: PatchImages | QwenVLImages | None = None  # how images become placeholder tokens and pixels (vision policies)
+    chat: bool = False  # prompts become a user turn of the tokenizer's chat template (configure_prompts)
+    system_prompt: str | None = None
+
+    def configure_prompts(self, chat_template: str, system_prompt: str | None, images: bool) -> None:
+        """Apply policy.chat_template ('auto' | 'on' | 'off') and policy.system_prompt for a task with or without images."""
+        has = getattr(self.tokenizer, "chat_template", None) is not None
+        if chat_template == "on" and (not has or images):
+            raise ConfigError("policy.chat_template: on, but " + ("the tokenizer has no chat template" if not has else "image prompts are not templated yet"))
+        self.chat = chat_template == "on" or (chat_template == "auto" and has and not images)
+        if system_prompt is not None and not self.chat:
+            raise ConfigError("policy.system_prompt: needs the chat template (policy.chat_template)")
+        self.system_prompt = system_prompt
+
+    def format_prompt(self, text: str) -> str:
+        """A task's prompt as the model sees it: as is, or a user turn (after the system turn) of the chat template,
+        ending where the assistant's answer starts."""
+        if not self.chat:
+            return text
+        turns = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [{"role": "user", "content": text}]
+        return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
 
     @property
     def eos_id(self) -> int:
@@ -125,7 +145,7 @@ class Policy:
     def prompt_inputs(self, problems) -> tuple[list[list[int]], torch.Tensor | None]:
         """Problems -> (prompt token lists [N], per-row pixels [N, ...] or None when the problems carry no images).
         An image becomes the policy's placeholder tokens ahead of the prompt text."""
-        ids = self.encode([p.prompt for p in problems])
+        ids = self.encode([self.format_prompt(p.prompt) for p in problems])
         with_image = [p.image is not None for p in problems]
         if not any(with_image):
             return ids, None

@@ -130,6 +130,7 @@ class Trainer:
         self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
         self.warm_start_info: dict | None = None  # which cached warm start RL began from, and its mixed share
         self.policy = self._build_policy()
+        self.policy.configure_prompts(cfg.policy.chat_template, cfg.policy.system_prompt, self.task.images)
         self.device = torch.device(cfg.policy.device)
         self.model = self.policy.model.to(self.device)
         self.model.train()

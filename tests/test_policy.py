@@ -27,3 +27,37 @@ def test_save_load_round_trip_keeps_spaces_and_weights(tiny_policy, tmp_path):
         a = tiny_policy.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
         b = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
     assert torch.equal(a, b)
+
+
+TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}|{% endfor %}"
+            "{% if add_generation_prompt %}<assistant>{% endif %}")
+
+
+def test_chat_template_wraps_prompts_as_a_user_turn(tiny_policy, tmp_path):
+    """A checkpoint with a chat template gets its prompts as a user turn (after an optional system turn) under
+    chat_template auto/on, unchanged under off; the embedded model and image prompts refuse 'on'."""
+    import pytest
+
+    from harness.config import load_config
+    from harness.plain import ConfigError
+    from tasks.base import Problem
+
+    tiny_policy.tokenizer.chat_template = TEMPLATE
+    tiny_policy.save(tmp_path / "ckpt")
+    policy = load_policy(tmp_path / "ckpt")
+    problem = Problem("12+3=", "15", {})
+    policy.configure_prompts("auto", "Answer with a number.", images=False)
+    (ids,), _ = policy.prompt_inputs([problem])
+    assert policy.tokenizer.decode(ids) == "<system>Answer with a number.|<user>12+3=|<assistant>"
+    policy.configure_prompts("off", None, images=False)
+    assert policy.tokenizer.decode(policy.prompt_inputs([problem])[0][0]) == "12+3="
+    with pytest.raises(ConfigError, match="policy.system_prompt: needs the chat template"):
+        policy.configure_prompts("off", "x", images=False)
+    with pytest.raises(ConfigError, match="image prompts are not templated"):
+        policy.configure_prompts("on", None, images=True)
+    plain = load_policy(tmp_path / "ckpt")
+    plain.tokenizer.chat_template = None
+    with pytest.raises(ConfigError, match="the tokenizer has no chat template"):
+        plain.configure_prompts("on", None, images=False)
+    with pytest.raises(ConfigError, match="the embedded model has no chat template"):
+        load_config(None, ["policy.chat_template=on"])
