@@ -1,7 +1,7 @@
 """GRPO and its common variants (Dr.GRPO, RLOO): the default stage of every algorithm.
 
 Pure functions (advantages, PPO-clip loss, loss aggregation, KL estimators) with tensor shapes in their
-docstrings, and the `GRPO` class that wires them into the stages of DESIGN.md. Other methods subclass
+docstrings, and the `GRPO` class that wires them into the stages of docs/design.md. Other methods subclass
 `GRPO` and override only the stages they change.
 
 References: GRPO (DeepSeekMath, arXiv 2402.03300), Dr.GRPO (arXiv 2503.20783), RLOO (arXiv 2402.14740),

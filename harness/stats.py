@@ -10,7 +10,7 @@ give no interval at all.
 The aggregate estimators follow Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical Precipice",
 the rliable library): interquartile mean over all runs x tasks, stratified bootstrap (runs resampled within
 each task) for its confidence interval, and the probability of improvement P(X > Y) + P(X = Y) / 2 averaged
-over tasks. rliable itself does not import with pandas 3 (see shared/ENVIRONMENT.md), so the few lines it
+over tasks. rliable itself does not import with pandas 3, so the few lines it
 would provide live here, checked against closed forms and brute force in tests/test_stats.py.
 
 Shapes: `scores` is [runs, tasks] (one number per seed and task); curves are [runs, points]; paired

@@ -1,4 +1,4 @@
-"""The training loop: one readable step through the stages of DESIGN.md, a ledger, a store, resumable.
+"""The training loop: one readable step through the stages of docs/design.md, a ledger, a store, resumable.
 
     step:  collect (plan -> generate -> score) -> select -> advantages -> update -> after_step -> log
 

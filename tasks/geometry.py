@@ -1,8 +1,7 @@
 """Visual geometry: procedural diagrams on a grid, rendered with Pillow, with questions about what is drawn.
 
 Every quantity is coarse and visual (counts, areas and lengths in grid cells, a comparison, a right-angle
-test), so a tiny patch-encoder policy can learn it in minutes on a CPU; reading rendered digits is not (see
-shared/ENVIRONMENT.md). With the defaults, a 64x64 picture has an 8x8 grid of 8-pixel cells: one cell per
+test), so a tiny patch-encoder policy can learn it in minutes on a CPU; reading rendered digits is not. With the defaults, a 64x64 picture has an 8x8 grid of 8-pixel cells: one cell per
 image patch of the embedded vision policy.
 
 Question kinds (the `kinds` knob):
