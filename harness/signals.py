@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 
@@ -34,8 +33,7 @@ def stop_requests():
     def handler(signum, frame):
         if got:
             raise KeyboardInterrupt
-        got.append(signum)
-        print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop now)", file=sys.stderr, flush=True)
+        got.append(signum)  # said once, by the loop, when it has stopped (with where the checkpoint is)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

