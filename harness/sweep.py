@@ -488,9 +488,6 @@ def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float
     if conflicts:
         raise ConfigError(conflicts[0] + (f" (and {len(conflicts) - 1} more cells)" if len(conflicts) > 1 else ""))
     write_manifest(sweep)
-    for c in cells:
-        if states[c.name][0] == "corrupt":
-            print(f"skipped  {c.name}: {states[c.name][1]}", file=out or sys.stdout, flush=True)
     todo = [c for c in cells if states[c.name][0] not in ("complete", "corrupt")]
     jobs = plan_jobs(sweep, todo)
     done = [Job(c.name, "run", {}, [], Path(), None, c, status="done") for c in cells if states[c.name][0] == "complete"]
@@ -498,6 +495,9 @@ def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float
     events = sweep.out_dir / "events.jsonl"
     progress.event(f"sweep {sweep.name}: {len(cells)} cells, {len(done)} complete, {len(todo)} to run "
                    f"({sum(states[c.name][0] == 'resumable' or states[c.name][0] == 'failed' for c in todo)} resuming) -> {sweep.out_dir}")
+    for c in cells:
+        if states[c.name][0] == "corrupt":
+            progress.event(f"skipped  {c.name}: {states[c.name][1]}")
     if not jobs:
         return done
     by_name = {j.name: j for j in jobs}
