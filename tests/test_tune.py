@@ -87,7 +87,8 @@ def test_two_workers_share_one_journal_study(tmp_path):
 @pytest.mark.slow
 def test_trial_of_a_killed_worker_is_failed_by_heartbeat_and_resumed(tmp_path):
     budget = {"amount": 1600, "eval_every": 320, "eval_prompts": 8, "eval_samples": 2}
-    file = tune_file(tmp_path, trials=1, heartbeat=0.2, grace=1.0, budget=budget)
+    space = {"grpo": {"train.lr": {"choices": [1e-3]}}}  # fixed: the retry must complete
+    file = tune_file(tmp_path, trials=1, heartbeat=0.2, grace=1.0, budget=budget, space=space)
     proc = _tune(file)
     deadline = time.time() + 120
     runs = tmp_path / "runs" / "tune" / "grpo-arithmetic"
@@ -99,7 +100,9 @@ def test_trial_of_a_killed_worker_is_failed_by_heartbeat_and_resumed(tmp_path):
     out = _tune(file).communicate(timeout=300)[0]
     assert "had no heartbeat; failed and re-queued" in out, out
     study = optuna.load_study(study_name="t.grpo.arithmetic", storage=open_storage(load_sweep(file).tune, tmp_path / "runs"))
-    dead, retry = study.get_trials()
+    trials = study.get_trials()
+    assert len(trials) == 2, (out, [(t.state, t.user_attrs) for t in trials])
+    dead, retry = trials
     assert dead.state == TrialState.FAIL and "stale" in dead.user_attrs["error"]
     assert retry.state == TrialState.COMPLETE and retry.params == dead.params and retry.user_attrs["retry_of"] == 0
     (run,) = runs.glob("p*-s0")  # the same directory: the retry resumed the dead trial's run
