@@ -10,8 +10,11 @@ One group: n rewards g, K <= n. Sorted ascending g_(1) <= ... <= g_(n), C(a, b) 
     A_i       = (K/n) * (v_i - b_i), with b_i built from the other samples only (gradient stays unbiased):
       pkpo: b_i = rho_{K-1}(g_{-i})   non-centered (>= 0 for every sample)
       loo:  b_i = rho_K(g_{-i})       centered (jackknife identity); needs n >= K+1
-      l2o:  b_i = mean_{j != i} v_j^{(-i)} via the antisymmetric pair matrix D_ij = v_i^{(-j)} - v_j^{(-i)};
-            sum_i A_i = 0 exactly; equal to loo by the identity in the spec (both are kept: one checks the other)
+      l2o:  A_i = (K/n) * rowsum_j(D_ij) / (n-1), antisymmetric pair matrix D_ij = v_i^{(-j)} - v_j^{(-i)};
+            sum_i A_i = 0 exactly. Computed in O(n log n) through its closed form: sum_{j != i} v_i^{(-j)} =
+            (n-1) v_i (each K-subset holding i is missed by n-K of the removals) and sum_{j != i} v_j^{(-i)} =
+            (n-1) rho_K(g_{-i}) (sum_j v_j = m rho_K over any m samples), so l2o = loo, as the spec derives.
+            tests/test_maxpo.py builds the pair matrix by subset enumeration as the oracle.
 """
 from __future__ import annotations
 
@@ -75,18 +78,6 @@ def _rho_without_each(gs: torch.Tensor, k: int) -> torch.Tensor:
     return (before + after) / comb(n - 1, k)
 
 
-def _l2o_baseline(gs: torch.Tensor, k: int) -> torch.Tensor:
-    """Antisymmetric pair construction, O(n^2) per group: returns (K/n) * rowsum(D) / (n-1) [G, n]."""
-    G, n = gs.shape
-    cols = torch.arange(n)
-    V = torch.zeros(G, n, n, dtype=torch.float64)  # V[:, i, j] = v_i computed without sample j
-    for j in range(n):
-        keep = cols[cols != j]
-        V[:, keep, j] = _v(gs[:, keep], k)
-    D = V - V.transpose(1, 2)
-    return (k / n) * D.sum(-1) / (n - 1)
-
-
 def maxk_estimate(rewards, k: int) -> torch.Tensor:
     """Unbiased max@K (pass@K for 0/1 rewards) of one group's n rewards [n] (or groups [G, n] -> [G])."""
     g, single = _as_groups(rewards)
@@ -99,7 +90,7 @@ def maxk_estimate(rewards, k: int) -> torch.Tensor:
 def maxk_advantages(rewards, k: int, baseline: Estimator = "l2o") -> torch.Tensor:
     """Per-sample max@K advantages, same shape as `rewards` ([n] or [G, n]), float64, vectorised over groups.
 
-    baseline: "pkpo" (non-centered, PKPO loo-1), "loo" (rho_K without the sample) or "l2o" (pair matrix).
+    baseline: "pkpo" (non-centered, PKPO loo-1), "loo" (rho_K without the sample) or "l2o" (pair matrix, = loo).
     """
     g, single = _as_groups(rewards)
     n = g.shape[1]
@@ -110,11 +101,8 @@ def maxk_advantages(rewards, k: int, baseline: Estimator = "l2o") -> torch.Tenso
     if baseline in ("loo", "l2o") and n < k + 1:
         raise ValueError(f"baseline {baseline!r} needs n >= k + 1 samples, got n={n}, k={k}")
     gs, order = g.sort(-1)
-    if baseline == "l2o":
-        adv_sorted = _l2o_baseline(gs, k)
-    else:
-        base = _rho_without_each(gs, k - 1 if baseline == "pkpo" else k)
-        adv_sorted = (k / n) * (_v(gs, k) - base)
+    base = _rho_without_each(gs, k - 1 if baseline == "pkpo" else k)  # l2o: the pair-matrix row sums in closed form
+    adv_sorted = (k / n) * (_v(gs, k) - base)
     adv = torch.empty_like(adv_sorted).scatter_(-1, order, adv_sorted)
     return adv[0] if single else adv
 
@@ -155,8 +143,8 @@ class MaxPO(GRPO):
         out = torch.zeros_like(r)
         sizes = torch.bincount(batch.group_ids)
         for n in sizes.unique().tolist():  # one vectorised call per distinct group size
-            groups = (sizes == n).nonzero().squeeze(-1)
-            rows = torch.cat([(batch.group_ids == g).nonzero().squeeze(-1) for g in groups.tolist()]).view(len(groups), n)
+            sel = (sizes[batch.group_ids] == n).nonzero().squeeze(-1)
+            rows = sel[batch.group_ids[sel].argsort(stable=True)].view(-1, n)  # [groups of size n, n]
             if n < c.k + (c.estimator != "pkpo"):
                 raise ConfigError(f"algo_args.k: {c.k} needs groups of >= {c.k + 1} rollouts for {c.estimator}, got {n}")
             adv = maxk_advantages(r[rows], c.k, c.estimator)

@@ -18,41 +18,53 @@ from harness.registry import ALGORITHMS
 from harness.rollouts import RolloutBatch
 
 
-def max_variance_indices(rewards, m: int):
-    """Indices of the m rewards with the largest population variance, O(n log n).
+def max_variance_mask(rewards: torch.Tensor, m: int) -> torch.Tensor:
+    """Which m of each group's n rewards have the largest population variance: [G, n] -> bool [G, n], O(n log n).
 
-    rewards: 1-D tensor or array (one prompt's n rewards, any real values, ties allowed).
     Some optimal subset is {the m-i smallest} U {the i largest} for some i in 0..m (the variance is convex in
     each kept value, so a kept value between two dropped ones can be swapped outward); we sort once, then
-    score every split with prefix sums. Returns the kept indices in increasing order, as the input's type
-    (LongTensor for a tensor, int array otherwise); ties between equally good splits go to fewer top picks.
+    score every split with prefix sums, all groups at once. Ties between equally good splits go to fewer top
+    picks; ties between equal rewards to the earlier index.
     """
-    r = rewards.detach().cpu().double().numpy() if isinstance(rewards, torch.Tensor) else np.asarray(rewards, dtype=np.float64)
-    n = r.shape[0]
-    if r.ndim != 1:
-        raise ValueError(f"rewards must be 1-D, got shape {r.shape}")
+    r = torch.as_tensor(rewards, dtype=torch.float64)
+    if r.ndim != 2:
+        raise ValueError(f"rewards must be 2-D (groups x n), got shape {tuple(r.shape)}")
+    G, n = r.shape
     if not 0 < m <= n:
         raise ValueError(f"need 0 < m <= n, got m={m}, n={n}")
-    order = np.argsort(r, kind="stable")
-    x = r[order] - np.median(r)  # centring only improves the numerics of sum-of-squares
-    P = np.concatenate([[0.0], np.cumsum(x)])
-    Q = np.concatenate([[0.0], np.cumsum(x * x)])
-    i = np.arange(m + 1)  # i = number taken from the top
-    s = P[m - i] + P[n] - P[n - i]
-    q = Q[m - i] + Q[n] - Q[n - i]
-    best = int(np.argmax(q / m - (s / m) ** 2))
-    kept = np.sort(np.concatenate([order[: m - best], order[n - best :]]))
-    return torch.as_tensor(kept, dtype=torch.long) if isinstance(rewards, torch.Tensor) else kept
+    x, order = r.sort(dim=-1, stable=True)
+    x = x - (x[:, (n - 1) // 2] + x[:, n // 2])[:, None] / 2  # centring on the median only helps the numerics
+    zero = x.new_zeros(G, 1)
+    P, Q = torch.cat([zero, x.cumsum(-1)], -1), torch.cat([zero, (x * x).cumsum(-1)], -1)
+    i = torch.arange(m + 1)  # i = number taken from the top
+    s = P[:, m - i] + P[:, n:] - P[:, n - i]
+    q = Q[:, m - i] + Q[:, n:] - Q[:, n - i]
+    best = (q / m - (s / m) ** 2).argmax(-1, keepdim=True)  # first maximum: fewest top picks
+    rank = torch.arange(n)
+    keep_sorted = (rank < m - best) | (rank >= n - best)
+    return torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
 
 
-def max_reward_indices(rewards: torch.Tensor, m: int) -> torch.Tensor:
-    """The m highest rewards (stable: earlier index first among ties)."""
-    order = torch.sort(rewards, descending=True, stable=True).indices
-    return order[:m].sort().values
+def max_variance_indices(rewards, m: int):
+    """max_variance_mask for one group: 1-D rewards (tensor or array) -> the m kept indices in increasing order,
+    as the input's type (LongTensor for a tensor, int array otherwise)."""
+    r = torch.as_tensor(np.asarray(rewards, dtype=np.float64) if not isinstance(rewards, torch.Tensor) else rewards.detach().cpu())
+    if r.ndim != 1:
+        raise ValueError(f"rewards must be 1-D, got shape {tuple(r.shape)}")
+    kept = max_variance_mask(r[None], m)[0].nonzero().squeeze(-1)
+    return kept if isinstance(rewards, torch.Tensor) else kept.numpy()
 
 
-def random_indices(n: int, m: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.randperm(n, generator=generator)[:m].sort().values
+def max_reward_mask(rewards: torch.Tensor, m: int) -> torch.Tensor:
+    """The m highest rewards of each group [G, n] -> bool [G, n] (earlier index first among ties)."""
+    order = torch.sort(rewards, dim=-1, descending=True, stable=True).indices
+    return torch.zeros_like(rewards, dtype=torch.bool).scatter_(-1, order[:, :m], True)
+
+
+def random_mask(G: int, n: int, m: int, generator: torch.Generator) -> torch.Tensor:
+    """m of n uniformly at random in each of G groups -> bool [G, n]."""
+    order = torch.rand(G, n, generator=generator).argsort(-1)
+    return torch.zeros(G, n, dtype=torch.bool).scatter_(-1, order[:, :m], True)
 
 
 @dataclass
@@ -87,24 +99,21 @@ class PODS(GRPO):
     def select(self, ctx, batch: RolloutBatch) -> RolloutBatch:
         m = ctx.train_cfg.group_size
         gen = torch.Generator().manual_seed(int(ctx.rng.integers(2**62)))
+        rows = batch.group_ids.argsort(stable=True).view(batch.num_groups, -1)  # [G, n]: every group has n rows
+        r = batch.rewards[rows]
+        if self.cfg.rule == "max_variance":
+            chosen = max_variance_mask(r, m)
+        elif self.cfg.rule == "max_reward":
+            chosen = max_reward_mask(r, m)
+        else:
+            chosen = random_mask(*r.shape, m, gen)
         keep = torch.zeros(len(batch), dtype=torch.bool)
-        kept_var, generated_var = [], []
-        for g in range(batch.num_groups):  # groups are tiny (n <= 256): a loop over groups, vectorised inside
-            rows = (batch.group_ids == g).nonzero().squeeze(-1)
-            r = batch.rewards[rows]
-            if self.cfg.rule == "max_variance":
-                chosen = max_variance_indices(r, m)
-            elif self.cfg.rule == "max_reward":
-                chosen = max_reward_indices(r, m)
-            else:
-                chosen = random_indices(len(rows), m, gen)
-            keep[rows[chosen]] = True
-            kept_var.append(r[chosen].var(unbiased=False).item())
-            generated_var.append(r.var(unbiased=False).item())
+        keep[rows[chosen]] = True
+        kept_var = r[chosen].view(len(r), m).var(-1, unbiased=False)
         ctx.discard(batch.index(~keep), "downsampled")
         self.diagnostics.update({
             "pods/kept_frac": keep.float().mean().item(),
-            "pods/kept_reward_var": float(np.mean(kept_var)),
-            "pods/generated_reward_var": float(np.mean(generated_var)),
+            "pods/kept_reward_var": kept_var.mean().item(),
+            "pods/generated_reward_var": r.var(-1, unbiased=False).mean().item(),
         })
         return batch.index(keep)

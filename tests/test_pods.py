@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_run_config
 
-from algorithms.pods import max_reward_indices, max_variance_indices
+from algorithms.pods import max_reward_mask, max_variance_indices, max_variance_mask, random_mask
 from harness.trainer import Trainer
 
 
@@ -58,9 +58,23 @@ def test_tensor_in_tensor_out_and_binary_closed_form():
         max_variance_indices(r, 9)
 
 
-def test_max_reward_rule():
-    r = torch.tensor([0.2, 0.9, 0.5, 0.9, 0.1])
-    assert max_reward_indices(r, 3).tolist() == [1, 2, 3]
+def test_max_reward_and_random_rules():
+    r = torch.tensor([[0.2, 0.9, 0.5, 0.9, 0.1], [1.0, 0.0, 1.0, 1.0, 0.0]])
+    assert max_reward_mask(r, 3).tolist() == [[False, True, True, True, False], [True, False, True, True, False]]
+    a, b = (random_mask(1000, 8, 3, torch.Generator().manual_seed(0)) for _ in range(2))
+    assert torch.equal(a, b) and (a.sum(-1) == 3).all()
+    assert (a.float().mean(0) - 3 / 8).abs().max() < 0.05  # each position kept with probability m/n
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_batched_max_variance_equals_the_per_group_rule(kind):
+    """All groups at once (the trainer's path) keeps exactly what one group at a time keeps, ties included."""
+    g = torch.Generator().manual_seed(3)
+    for n, m in ((16, 4), (8, 8), (5, 1), (64, 16)):
+        r = (torch.rand(500, n, generator=g) < 0.3).double() if kind == "binary" else torch.randn(500, n, generator=g)
+        batched = max_variance_mask(r, m)
+        for row in range(len(r)):
+            assert batched[row].nonzero().squeeze(-1).tolist() == max_variance_indices(r[row], m).tolist()
 
 
 @pytest.mark.parametrize("rule", ["max_variance", "max_reward", "random"])
