@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.checkpoints import source_path
 from harness.plain import (  # noqa: F401  re-exported: the names plugins and callers import from here
     ConfigError,
     config_hash,
@@ -45,6 +46,10 @@ class PolicyConfig:
     patch_size: int = doc("Embedded model on image tasks: pixels per patch side; one image token per patch.", 8)
     warm_start: bool = doc("Embedded model: start RL from the cached supervised warm start (built when missing).", True)
     device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
+    dtype: Literal["float32", "bfloat16"] = doc(
+        "Compute dtype of every forward pass (sampler, trainer, evaluation) through autocast; weights and optimizer "
+        "state stay float32 (master weights), whatever the checkpoint's dtype. bfloat16 pays on GPUs; on most CPUs "
+        "its matmuls are far slower than float32.", "float32")
     chat_template: Literal["auto", "on", "off"] = doc(
         "Wrap each prompt in the checkpoint's chat template as a user turn (on), or not (off); auto = on when policy.path's "
         "tokenizer has one and the task is text-only (the embedded model has none).", "auto")
@@ -60,8 +65,8 @@ class PolicyConfig:
             raise ConfigError(f"policy.hidden_size: {self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(f"policy.num_kv_heads: {self.num_kv_heads} does not divide num_heads={self.num_heads}")
-        if self.path is not None and not Path(self.path).exists():
-            raise ConfigError(f"policy.path: no such directory {self.path!r}")
+        if self.path is not None:
+            source_path(self.path)  # a missing file or package fails here, before any compute
 
 
 @dataclass

