@@ -41,6 +41,7 @@ def parse_int(text: str) -> int | None:
 class Arithmetic(Task):
     name = "arithmetic"
     max_new_tokens = 8
+    answer_formats = ("whole", "boxed", "hash", "last_number", "last_line")
 
     def __init__(self, cfg: ArithmeticConfig):
         self.max_new_tokens = cfg.max_digits * cfg.operands + 2
@@ -59,7 +60,7 @@ class Arithmetic(Task):
         return Problem(prompt=expr + "=", answer=str(value), difficulty={"digits": digits, "operands": c.operands, "operators": "".join(sorted(set(ops)))}, meta={"value": value})
 
     def score(self, problem: Problem, completion: str) -> float:
-        return float(parse_int(completion) == problem.meta["value"])
+        return float(parse_int(self.answer_of(completion)) == problem.meta["value"])
 
 
 def _evaluate(nums: list[int], ops: list[str]) -> int:

@@ -1,6 +1,7 @@
 """What every task plugin provides: deterministic problems by split and index, an oracle answer, a verifier."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -12,6 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from harness.config import ConfigError, doc, require_positive
+from tasks.answers import INSTRUCTION, extract
 
 
 class DataError(ValueError):
@@ -41,6 +43,10 @@ class SplitConfig:
     train_size: int = doc("Distinct training problems.", 4000)
     eval_size: int = doc("Distinct held-out problems (disjoint from train by construction).", 256)
     data_seed: int = doc("Seed of the problem generator; the same data for every run seed.", 0)
+    answer: str = doc(
+        "Where the answer sits in a completion (tasks/answers.py): whole (the embedded model's plain format), boxed, "
+        "hash (after ####), last_number, last_line; any but whole appends its instruction to every prompt. "
+        "Checkpoints that explain before answering need one of those.", "whole")
 
     def validate(self) -> None:
         require_positive(self, "task_args.", "train_size", "eval_size")
@@ -117,14 +123,27 @@ class Task:
     """Base class. Subclasses set `name`, `max_new_tokens` and implement `generate(rng)` and `score`."""
 
     name = "task"
-    max_new_tokens = 16
+    max_new_tokens = 16  # for the embedded model, which answers in the plain format
+    checkpoint_max_new_tokens = 256  # for a checkpoint (policy.path), which explains before it answers
+    answer_formats: tuple[str, ...] = ("whole", "boxed", "hash", "last_line")  # task_args.answer values that make sense
     images = False  # True when problems carry an image (the embedded policy then gets its image encoder)
     max_attempts_per_item = 200  # generator draws allowed per requested problem before we call the space exhausted
     timeouts = 0  # running count of verifications that overran their bound and scored 0 (by tasks whose verifier can stall)
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
+        if self.answer_format not in self.answer_formats:
+            raise ConfigError(f"task_args.answer: {self.answer_format!r} is not one of {', '.join(self.answer_formats)} for task {self.name}")
         self.splits = self._build_splits()
+
+    @property
+    def answer_format(self) -> str:
+        return getattr(self.cfg, "answer", "whole")
+
+    def answer_of(self, completion: str) -> str:
+        """The part of a completion the checker reads (task_args.answer); '' when the completion holds none."""
+        found = extract(self.answer_format, completion)
+        return "" if found is None else found
 
     def generate(self, rng: random.Random) -> Problem:
         raise NotImplementedError
@@ -156,8 +175,8 @@ class Task:
                 continue
             seen.add(p.key)
             split = "eval" if _is_eval(p.key) else "train"
-            if len(out[split]) < want[split]:
-                out[split].append(p)
+            if len(out[split]) < want[split]:  # the instruction is added after the split: the same problems in each format
+                out[split].append(dataclasses.replace(p, prompt=p.prompt + INSTRUCTION[self.answer_format]))
         return out
 
     def problems(self, split: str) -> list[Problem]:

@@ -124,4 +124,4 @@ class Countdown(Task):
         return nodes[0]
 
     def score(self, problem: Problem, completion: str) -> float:
-        return float(check_expression(completion, problem.meta["numbers"], problem.meta["target"]))
+        return float(check_expression(self.answer_of(completion), problem.meta["numbers"], problem.meta["target"]))

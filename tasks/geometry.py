@@ -195,6 +195,7 @@ def choice_options(answer: str, pool: list[str], k: int, rng: random.Random) -> 
 class Geometry(Task):
     name = "geometry"
     images = True
+    answer_formats = ("whole", "boxed", "hash", "last_number", "last_line", "letter")
 
     def __init__(self, cfg: GeometryConfig):
         self.max_new_tokens = 6
@@ -218,7 +219,7 @@ class Geometry(Task):
         return Problem(prompt=question + " ", answer=answer, difficulty=difficulty, meta=meta, image=np.asarray(img))
 
     def score(self, problem: Problem, completion: str) -> float:
-        return float(normalise_answer(completion, "letter" in problem.meta) == problem.answer.lower())
+        return float(normalise_answer(self.answer_of(completion), "letter" in problem.meta) == problem.answer.lower())
 
 
 def normalise_answer(text: str, letter: bool) -> str:

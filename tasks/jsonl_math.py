@@ -7,13 +7,17 @@ and run in parallel (tasks/mathcheck.py).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import tasks.mathcheck as mathcheck
 from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
+from tasks.answers import INSTRUCTION, extract
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
+
+ANSWER_FORMATS = ("auto", "boxed", "hash", "last_number", "last_line", "letter")
 
 
 @dataclass
@@ -25,6 +29,10 @@ class JsonlMathConfig:
     answer_field: str = doc("JSON key of the gold answer (GSM8K '#### 42' suffixes are understood).", "answer")
     prompt_template: str = doc("How a question becomes a prompt; {question} is replaced.", "{question}\nAnswer: ")
     max_new_tokens: int = doc("Completion length cap.", 256)
+    answer: str = doc(
+        "Where the answer sits in a completion: auto (math-verify finds the last boxed/LaTeX/number answer itself), "
+        "or a tasks/answers.py format (boxed, hash, last_number, last_line; letter for multiple choice: golds are "
+        "option letters), whose instruction is appended to every prompt.", "auto")
     data_seed: int = doc("Seed of the train/eval shuffle when eval_path is None.", 0)
     verify_timeout_s: float = doc("Seconds one answer check may take before it scores 0 (counted in score/timeouts).", mathcheck.TIMEOUT_S)
     verify_workers: int = doc("Processes checking a batch of answers in parallel.", 2)
@@ -35,6 +43,8 @@ class JsonlMathConfig:
         require_positive(self, "task_args.", "verify_timeout_s", "verify_workers")
         if "{question}" not in self.prompt_template:
             raise ConfigError("task_args.prompt_template: must contain {question}")
+        if self.answer not in ANSWER_FORMATS:
+            raise ConfigError(f"task_args.answer: {self.answer!r} is not one of {', '.join(ANSWER_FORMATS)}")
 
 
 def gold_answer(raw: str) -> str:
@@ -56,8 +66,14 @@ def read_jsonl(path: str | Path, cfg: JsonlMathConfig) -> list[Problem]:
     for n, obj in jsonl_objects(path):
         question = text_field(path, n, obj, cfg.question_field)
         gold = gold_answer(text_field(path, n, obj, cfg.answer_field))
-        meta = math_gold(gold, f"{path}:{n}")
-        problems.append(Problem(cfg.prompt_template.format(question=question), oracle_answer(gold), {}, meta))
+        if cfg.answer == "letter":
+            if not re.fullmatch(r"[A-J]", gold.strip().upper()):
+                raise DataError(f"{path}:{n}: gold answer {gold[:80]!r} is not an option letter A-J (task_args.answer: letter)")
+            meta, oracle = {"gold": gold.strip().upper(), "source": f"{path}:{n}"}, gold.strip().upper()
+        else:
+            meta, oracle = math_gold(gold, f"{path}:{n}"), oracle_answer(gold)
+        prompt = cfg.prompt_template.format(question=question) + INSTRUCTION.get(cfg.answer, "")
+        problems.append(Problem(prompt, oracle, {}, meta))
     if not problems:
         raise DataError(f"{path}: no problems in file")
     return problems
@@ -83,7 +99,13 @@ def oracle_answer(gold: str) -> str:
 
 
 def score_math(task: Task, cfg, problems: list[Problem], completions: list[str]) -> list[float]:
-    """Bounded, parallel math-verify checks of completions against problems' golds; overruns count in task.timeouts."""
+    """Bounded, parallel math-verify checks of completions against problems' golds; overruns count in task.timeouts.
+    With an answer format other than auto, only the extracted answer is checked (letters: compared exactly)."""
+    fmt = getattr(cfg, "answer", "auto")
+    if fmt == "letter":
+        return [float(extract("letter", c) == p.meta["gold"]) for p, c in zip(problems, completions)]
+    if fmt != "auto":  # the extracted answer as LaTeX math (bare, `3\\sqrt{3}` would read as 3); none found: ""
+        completions = [f"${x}$" if (x := extract(fmt, c)) else "" for c in completions]
     ok, timeouts = mathcheck.check_batch([p.meta["gold"] for p in problems], completions, cfg.verify_timeout_s, cfg.verify_workers)
     task.timeouts += timeouts
     return [float(x) for x in ok]
@@ -94,7 +116,7 @@ class JsonlMath(Task):
     name = "jsonl_math"
 
     def __init__(self, cfg: JsonlMathConfig):
-        self.max_new_tokens = cfg.max_new_tokens
+        self.max_new_tokens = self.checkpoint_max_new_tokens = cfg.max_new_tokens
         self.cfg = cfg
         self.splits = file_splits(lambda path: read_jsonl(path, cfg), cfg)
 

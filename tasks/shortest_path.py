@@ -113,4 +113,4 @@ class ShortestPath(Task):
     def score(self, problem: Problem, completion: str) -> float:
         m = problem.meta
         edges = {frozenset(e) for e in m["edges"]}
-        return float(check_path(completion, edges, m["start"], m["goal"], m["hops"]))
+        return float(check_path(self.answer_of(completion), edges, m["start"], m["goal"], m["hops"]))
