@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoConfig,
@@ -248,14 +249,39 @@ def completion_logprobs(
         logits = model(input_ids=ids, attention_mask=mask, **image_forward_kwargs(model, ids, pixel_values.to(dev))).logits
     else:
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), pixel_values=pixel_values.to(dev)).logits
-    logits = drop_placeholders(logits[:, -L - 1 : -1].float(), placeholder_token_ids(model)) / temperature
+    logits = drop_placeholders(logits[:, -L - 1 : -1], placeholder_token_ids(model))
+    logp, ent = token_logprobs(logits, completion_ids, temperature, with_entropy)
+    return logp * completion_mask, None if ent is None else ent * completion_mask
+
+
+CHUNK_ELEMENTS = 1 << 24  # float32 logits token_logprobs holds at once (64 MiB)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """logits [B, L, V] (any float dtype), targets [B, L] -> (float32 log-prob of each target at `temperature` [B, L],
+    entropy of each next-token distribution [B, L] or None).
+
+    Rows go through in chunks of at most CHUNK_ELEMENTS logits under activation checkpointing: the float32 copies
+    a large vocabulary needs (upcast, softmax) then exist one chunk at a time, in the forward and in the backward.
+    A small vocabulary fits in one chunk and is computed directly."""
+    B, L, V = logits.shape
+    flat, tgt = logits.reshape(B * L, V), targets.reshape(B * L)
+    rows = max(1, CHUNK_ELEMENTS // V)
+    if rows >= B * L:
+        logp, ent = _row_logprobs(flat, tgt, temperature, with_entropy)
+    else:
+        parts = [torch.utils.checkpoint.checkpoint(_row_logprobs, flat[i : i + rows], tgt[i : i + rows], temperature, with_entropy, use_reentrant=False)
+                 for i in range(0, B * L, rows)]
+        logp, ent = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return logp.view(B, L), ent.view(B, L) if with_entropy else None
+
+
+def _row_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits [N, V], targets [N] -> (log-probs [N], entropies [N], or an empty tensor without with_entropy)."""
+    logits = logits.float() / temperature
     logz = torch.logsumexp(logits, -1)
-    logp = logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logz
-    logp = logp * completion_mask
-    ent = None
-    if with_entropy:
-        probs = torch.softmax(logits, -1)
-        ent = (logz - (probs * logits).sum(-1)) * completion_mask
+    logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logz
+    ent = logz - (torch.softmax(logits, -1) * logits).sum(-1) if with_entropy else logz.new_zeros(0)
     return logp, ent
 
 

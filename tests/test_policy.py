@@ -1,4 +1,5 @@
 """The embedded policy round-trips through a transformers checkpoint exactly (tokenizer and weights)."""
+import inspect
 import string
 
 import torch
@@ -61,3 +62,32 @@ def test_chat_template_wraps_prompts_as_a_user_turn(tiny_policy, tmp_path):
         plain.configure_prompts("on", None, images=False)
     with pytest.raises(ConfigError, match="the embedded model has no chat template"):
         load_config(None, ["policy.chat_template=on"])
+
+
+def test_chunked_token_logprobs_equal_the_direct_computation(monkeypatch):
+    import harness.policy as policy
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 50, generator=g, dtype=torch.float64).requires_grad_()
+    targets = torch.randint(0, 50, (3, 7), generator=g)
+    direct = torch.log_softmax(logits / 0.7, -1)
+    want_logp = direct.gather(-1, targets[..., None]).squeeze(-1)
+    want_ent = -(direct.exp() * direct).sum(-1)
+    (want_grad,) = torch.autograd.grad((want_logp * 1.3 + want_ent).sum(), logits)
+    monkeypatch.setattr(policy, "CHUNK_ELEMENTS", 4 * 50)  # 6 chunks of 4 rows (the last one short)
+    logp, ent = policy.token_logprobs(logits.float(), targets, 0.7, with_entropy=True)
+    (grad,) = torch.autograd.grad((logp * 1.3 + ent).sum(), logits)
+    assert torch.allclose(logp.double(), want_logp, atol=1e-5) and torch.allclose(ent.double(), want_ent, atol=1e-5)
+    assert torch.allclose(grad, want_grad, atol=1e-5)
+
+
+def test_completion_only_logits_equal_the_full_forward(tiny_policy, monkeypatch):
+    import harness.policy as policy
+
+    p_ids, p_mask = left_pad([[5, 6, 7], [8, 9]], 0)
+    c_ids, c_mask = torch.tensor([[10, 11, 12, 13], [14, 1, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    kept, _ = policy.completion_logprobs(tiny_policy.model, p_ids, p_mask, c_ids, c_mask)
+    monkeypatch.setattr(policy, "keep_last", lambda model, n: {})
+    full, _ = policy.completion_logprobs(tiny_policy.model, p_ids, p_mask, c_ids, c_mask)
+    assert "logits_to_keep" in inspect.signature(tiny_policy.model.forward).parameters  # the first call kept only L + 1
+    assert torch.allclose(kept, full, atol=1e-6) and (kept[0] != 0).all() and (kept[1, 2:] == 0).all()
