@@ -48,8 +48,8 @@ class PolicyConfig:
     device: str = doc("torch device of the policy during RL, e.g. cpu or cuda.", "cpu")
     dtype: Literal["float32", "bfloat16"] = doc(
         "Compute dtype of every forward pass (sampler, trainer, evaluation) through autocast; weights and optimizer "
-        "state stay float32 (master weights), whatever the checkpoint's dtype. bfloat16 pays on GPUs; on most CPUs "
-        "its matmuls are far slower than float32.", "float32")
+        "state stay float32 (master weights), whatever the checkpoint's dtype. bfloat16 pays on GPUs and on CPUs with "
+        "bf16 matmul units (AVX512-BF16, AMX); elsewhere it is far slower than float32 (bench/checkpoint.py measures it).", "float32")
     chat_template: Literal["auto", "on", "off"] = doc(
         "Wrap each prompt in the checkpoint's chat template as a user turn (on), or not (off); auto = on when policy.path's "
         "tokenizer has one and the task is text-only (the embedded model has none).", "auto")
