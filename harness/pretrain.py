@@ -76,7 +76,7 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool, stop) -> Path:
     train = task.problems("train")
     checks = task.problems("eval")[-p.check_prompts :]
     prompts, pixels = policy.prompt_inputs(train)
-    targets = [ids + [policy.eos_id] for ids in policy.encode([x.answer for x in train])]
+    targets = [ids + [policy.eos_id] for ids in policy.encode([task.oracle_completion(x) for x in train])]
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, betas=(0.9, 0.99), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     history, best = [], None
@@ -104,7 +104,7 @@ def _build_warm_start(cfg: RunConfig, out: Path, progress: bool, stop) -> Path:
         sched.step()
         if step % p.check_every and step != p.steps:
             continue
-        check = {"step": step, "loss": loss.item(), **sampled_check(policy, engine, task, checks, task.max_new_tokens, seed=step)}
+        check = {"step": step, "loss": loss.item(), **sampled_check(policy, engine, task, checks, task.completion_cap, seed=step)}
         history.append(check)
         bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{check['pass@1']:.2f}", mixed=f"{check['mixed_frac']:.2f}")
         if best is None or check["mixed_frac"] > best[0]["mixed_frac"]:

@@ -127,7 +127,7 @@ class Trainer:
             raise ConfigError(f"budget.eval_prompts: {cfg.budget.eval_prompts} > task eval split size {len(self.task.problems('eval'))}")
         if cfg.train.prompts_per_step > len(self.train_problems):
             raise ConfigError(f"train.prompts_per_step: {cfg.train.prompts_per_step} > train split size {len(self.train_problems)}")
-        self.max_new_tokens = cfg.sampler.max_new_tokens or (self.task.checkpoint_max_new_tokens if cfg.policy.path else self.task.max_new_tokens)
+        self.max_new_tokens = cfg.sampler.max_new_tokens or self.task.completion_cap
         self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
         self.warm_start_info: dict | None = None  # which cached warm start RL began from, and its mixed share
         self.policy = self._build_policy()

@@ -85,6 +85,14 @@ INSTRUCTION = {
 }
 
 
+WRITTEN = {"whole": "{}", "boxed": "\\boxed{{{}}}", "hash": "#### {}", "last_number": "{}", "last_line": "{}", "letter": "{}"}
+
+
+def written(fmt: str, answer: str) -> str:
+    """An answer as the shortest completion in format `fmt` (what a warm start imitates)."""
+    return WRITTEN[fmt].format(answer)
+
+
 def extract(fmt: str, text: str) -> str | None:
     """The answer of `text` in format `fmt` (one of EXTRACT), or None."""
     return EXTRACT[fmt](text)

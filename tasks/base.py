@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from harness.config import ConfigError, doc, require_positive
-from tasks.answers import INSTRUCTION, extract
+from tasks.answers import INSTRUCTION, WRITTEN, extract, written
 
 
 class DataError(ValueError):
@@ -123,8 +123,8 @@ class Task:
     """Base class. Subclasses set `name`, `max_new_tokens` and implement `generate(rng)` and `score`."""
 
     name = "task"
-    max_new_tokens = 16  # for the embedded model, which answers in the plain format
-    checkpoint_max_new_tokens = 256  # for a checkpoint (policy.path), which explains before it answers
+    max_new_tokens = 16  # completion cap in the plain format (task_args.answer: whole), the embedded model's
+    explained_max_new_tokens = 256  # in any other format: a real model explains before it answers
     answer_formats: tuple[str, ...] = ("whole", "boxed", "hash", "last_line")  # task_args.answer values that make sense
     images = False  # True when problems carry an image (the embedded policy then gets its image encoder)
     max_attempts_per_item = 200  # generator draws allowed per requested problem before we call the space exhausted
@@ -139,6 +139,15 @@ class Task:
     @property
     def answer_format(self) -> str:
         return getattr(self.cfg, "answer", "whole")
+
+    @property
+    def completion_cap(self) -> int:
+        """Default max_new_tokens: a few tokens for the plain format, room to explain for the others."""
+        return self.max_new_tokens if self.answer_format == "whole" else self.explained_max_new_tokens
+
+    def oracle_completion(self, problem: Problem) -> str:
+        """The oracle answer written in task_args.answer's format (what the embedded warm start imitates)."""
+        return written(self.answer_format, problem.answer) if self.answer_format in WRITTEN else problem.answer
 
     def answer_of(self, completion: str) -> str:
         """The part of a completion the checker reads (task_args.answer); '' when the completion holds none."""

@@ -132,7 +132,7 @@ class GeometryJsonl(Task):
 
     def __init__(self, cfg: GeometryJsonlConfig):
         self.cfg = cfg
-        self.max_new_tokens = self.checkpoint_max_new_tokens = cfg.max_new_tokens
+        self.max_new_tokens = self.explained_max_new_tokens = cfg.max_new_tokens
         self.splits = file_splits(lambda path: read_image_jsonl(path, cfg), cfg)
 
     def score_batch(self, problems: list[Problem], completions: list[str]) -> list[float]:

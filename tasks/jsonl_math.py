@@ -116,7 +116,7 @@ class JsonlMath(Task):
     name = "jsonl_math"
 
     def __init__(self, cfg: JsonlMathConfig):
-        self.max_new_tokens = self.checkpoint_max_new_tokens = cfg.max_new_tokens
+        self.max_new_tokens = self.explained_max_new_tokens = cfg.max_new_tokens
         self.cfg = cfg
         self.splits = file_splits(lambda path: read_jsonl(path, cfg), cfg)
 

@@ -61,6 +61,7 @@ def test_a_format_keeps_the_problems_and_adds_its_instruction():
 def test_every_generated_task_scores_its_oracle_in_each_format(name, fmt, completion):
     t = build(name, answer=fmt)
     assert all(t.score(p, completion.format(answer=p.answer)) == 1.0 for p in t.problems("eval"))
+    assert all(t.score(p, t.oracle_completion(p)) == 1.0 for p in t.problems("eval"))  # what a warm start imitates
 
 
 def test_formats_a_task_cannot_read_are_refused():

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import tiny_run_config
 
+import harness.policy
 from harness import registry
+from harness.checkpoints import source_path
 from harness.config import ConfigError, load_config
 from harness.policy import embedded_policy
 from harness.trainer import Trainer
@@ -71,8 +73,13 @@ def test_policy_path_loads_a_local_checkpoint(tmp_path):
     t = Trainer(cfg, progress=False)
     assert t.policy.non_embedding_params == policy.non_embedding_params
     assert t.run()["status"] == "complete"
-    with pytest.raises(ConfigError, match="policy.path: no such directory"):
+    with pytest.raises(ConfigError, match="policy.path: no such file or directory"):
         load_config(None, [f"policy.path={tmp_path / 'nope'}"])
+    with pytest.raises(ConfigError, match="package 'no_such_pkg' is not installed"):
+        load_config(None, ["policy.path=pkg:no_such_pkg/model.gguf"])
+    with pytest.raises(ConfigError, match="the package has no file 'nope.gguf'"):
+        load_config(None, ["policy.path=pkg:harness/nope.gguf"])
+    assert source_path("pkg:harness/policy.py").samefile(Path(harness.policy.__file__))  # a file inside an installed package
 
 
 @pytest.mark.parametrize("switches", [
