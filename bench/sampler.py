@@ -2,10 +2,12 @@
 
     python bench/sampler.py [--batch 256] [--max-new 32] [--warm-start-task arithmetic] [--repeats 5]
 
-Prints sequences/s for both and the ratio, for (a) the untrained embedded model (no row ever stops early:
-the worst case for us) and (b) the cached warm start of a task, if present (rows stop at EOS, as in RL);
+Prints sequences/s for both and the ratio, for (a) the untrained embedded model (few rows stop early: the
+worst case for us) and (b) the cached warm start of a task, if present (rows stop at EOS, as in RL);
 each with 256 distinct prompts and with the RL layout (32 prompts x 8 samples each).
-Both engines sample at T=1, top-p 1, and stop when every row has emitted EOS.
+Both engines sample at T=1, top-p 1, and stop when every row has emitted EOS. "bound" is the matmul-bound
+rate of our work: fp32 matmul peak (1024^3, same threads, this run) over 2 x (non-embedding + LM-head
+parameters) FLOPs per token processed (each distinct prompt's tokens once, then every generated token).
 """
 from __future__ import annotations
 
@@ -30,6 +32,19 @@ def best_of(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return min(times)
+
+
+def matmul_peak() -> float:
+    """fp32 GFLOP/s of a 1024^3 matmul at the current thread count, best of 5."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    return 2 * 1024**3 / best_of(lambda: a @ b, 5) / 1e9
+
+
+def matmul_bound(policy, prompts, generation, peak: float) -> float:
+    """Sequences/s if every matmul of our sampler's work ran at `peak` GFLOP/s."""
+    head = policy.model.get_output_embeddings().weight.numel()
+    tokens = sum(len(p) for p in {tuple(p) for p in prompts}) + int(generation.completion_mask.sum())
+    return len(prompts) / (2 * (policy.non_embedding_params + head) * tokens / (peak * 1e9))
 
 
 def compare(policy, prompts, max_new: int, repeats: int, temperature: float = 1.0) -> tuple[float, float, float]:
@@ -72,11 +87,16 @@ def main() -> None:
         cases.append((f"warm start ({cfg.task})", load_policy(path)))
     else:
         print(f"(no cached warm start for {cfg.task}: run `rlvr pretrain task={cfg.task}` for the RL-realistic case)")
-    print(f"batch {args.batch}, max_new_tokens {args.max_new}, {args.threads} threads, best of {args.repeats}")
+    peak = matmul_peak()
+    print(f"batch {args.batch}, max_new_tokens {args.max_new}, {args.threads} threads, best of {args.repeats}, fp32 matmul peak {peak:.0f} GFLOP/s")
     for name, policy in cases:
         for layout, texts in layouts.items():
-            ours, hf, ratio = compare(policy, policy.encode(texts), args.max_new, args.repeats)
-            print(f"{name:<26} {layout:<17} ours {ours:6.0f} seq/s   generate {hf:6.0f} seq/s   ratio {ratio:5.2f}x")
+            prompts = policy.encode(texts)
+            ours, hf, ratio = compare(policy, prompts, args.max_new, args.repeats)
+            gen = TorchSampler(policy.model, policy.eos_ids, policy.pad_id).generate(prompts, max_new_tokens=args.max_new, seed=0)
+            bound = matmul_bound(policy, prompts, gen, peak)
+            print(f"{name:<26} {layout:<17} ours {ours:6.0f} seq/s   generate {hf:6.0f} seq/s   ratio {ratio:5.2f}x"
+                  f"   bound {bound:6.0f} seq/s (ours {100 * ours / bound:4.1f}%)")
 
 
 if __name__ == "__main__":

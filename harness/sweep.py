@@ -16,7 +16,7 @@ A sweep file:
     executor: {kind: local, workers: 2, threads: 1, retries: 1}
     plugins: [my_package.my_algorithm]  # modules to import so their plugins register (also in workers)
     tune: {...}                       # search spaces for `rlvr tune` (harness/tune.py)
-    claim: {...}                      # the claim `rlvr report` decides (harness/report.py)
+    claim: {...}                      # the claim `rlvr report` decides (harness/report/statistics.py)
 
 Each cell is a RunConfig: base <- algo entry <- task entry <- variant entry, named
 `<algo>-<task>[-<variant>]-s<seed>`. Idempotent by construction: a cell's directory holds at most one run

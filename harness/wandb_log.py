@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from harness.plain import ConfigError
+from harness.store import read_jsonl
 
 
 def quiet_wandb_env(run_dir: Path, mode: str) -> None:
@@ -60,19 +62,39 @@ class WandbMirror:
 
         id_file = run_dir / "wandb_id"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
-        id_file.write_text(run_id)
         commit = (env.get("git") or {}).get("commit")
-        self.run = wandb.init(
-            project=cfg.project,
-            entity=cfg.entity,
-            id=run_id,
-            resume="allow",
-            name=run_dir.name,
-            group=f"{config['algo']}-{config['task']}",
-            tags=[t for t in (config["algo"], config["task"], commit and commit[:10]) if t],
-            config=config,
-            dir=str(run_dir / "wandb-files"),
-        )
+
+        def init(run_id: str):
+            id_file.write_text(run_id)
+            return wandb.init(
+                project=cfg.project,
+                entity=cfg.entity,
+                id=run_id,
+                resume="allow",
+                name=run_dir.name,
+                group=f"{config['algo']}-{config['task']}",
+                tags=[t for t in (config["algo"], config["task"], commit and commit[:10]) if t],
+                config=config,
+                dir=str(run_dir / "wandb-files"),
+            )
+
+        try:
+            self.run = init(run_id)
+        except Exception as e:  # wandb's ServerResponseError; its class lives in a private module
+            if "in use" not in str(e):
+                raise
+            # The W&B service of a killed process outlives it and holds the run id: continue in a new W&B run and
+            # replay what the results store already holds, so the mirror is whole again.
+            self.run = init(uuid.uuid4().hex[:12])
+            print(f"W&B run {run_id} is still held by a dead process's W&B service; mirroring {run_dir.name} to new W&B run "
+                  f"{self.run.id} (the results store's rows replayed)", file=sys.stderr, flush=True)
+            self._define_metrics()
+            for row in sorted(read_jsonl(run_dir / "metrics.jsonl") + read_jsonl(run_dir / "evals.jsonl"), key=lambda r: r.get("rollouts", 0)):
+                self.log(row)
+            return
+        self._define_metrics()
+
+    def _define_metrics(self) -> None:
         self.run.define_metric("rollouts")
         self.run.define_metric("*", step_metric="rollouts")
 

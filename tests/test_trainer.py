@@ -122,6 +122,31 @@ def test_wandb_offline_mirror(tmp_path):
     assert list((root / "wandb-files").rglob("*.wandb")), "offline run file written"
 
 
+def test_wandb_run_held_by_a_dead_service_continues_in_a_new_run_with_the_store_replayed(tmp_path, monkeypatch):
+    """A SIGKILLed worker's W&B service outlives it and keeps its run id in use: the resumed run must not fail."""
+    import wandb
+
+    cfg = tiny_run_config(tmp_path, "wandb.mode=offline")
+    Trainer(cfg, progress=False).run()
+    root = tmp_path / cfg.run_name
+    old_id = (root / "wandb_id").read_text()
+    (root / "summary.json").write_text('{"status": "failed"}')  # as if it had died: the rerun resumes it
+    real_init, logged = wandb.init, []
+
+    def init(**kw):
+        if kw["id"] == old_id:
+            raise RuntimeError(f"ServerResponseError: run ID {old_id} is in use in 0 s")
+        run = real_init(**kw)
+        monkeypatch.setattr(run, "log", lambda row, **_: logged.append(row))
+        return run
+
+    monkeypatch.setattr(wandb, "init", init)
+    Trainer(cfg, progress=False).run()
+    assert (root / "wandb_id").read_text() != old_id
+    replayed = [r["rollouts"] for r in logged if "train/loss" in r or "eval/accuracy" in r]
+    assert len(replayed) >= len(Trainer(cfg, progress=False).store.metrics()) and replayed == sorted(replayed)
+
+
 def test_nan_loss_raises_and_is_recorded(tmp_path, monkeypatch):
     t = Trainer(tiny_run_config(tmp_path), progress=False)
     monkeypatch.setattr(t.algo, "advantages", lambda batch: torch.full((len(batch),), float("nan")))
