@@ -186,11 +186,11 @@ def load_policy(path: str | Path, image_size: int = 64) -> Policy:
         tokenizer.pad_token = tokenizer.eos_token
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if config.model_type in MROPE_VLM_TYPES:
-        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True, attn_implementation="sdpa", dtype=torch.float32)
         return Policy(model, tokenizer, load_image_processor(path, model.config, image_size))
     # float32 master weights whatever the checkpoint holds: a bf16 AdamW update below bf16's resolution is lost
     # (policy.dtype sets the compute dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, attn_implementation="sdpa", dtype=torch.float32)
     return Policy(model, tokenizer, PatchImages(model.config) if isinstance(model, TinyVLMForCausalLM) else None)
 
 

@@ -1,4 +1,5 @@
 """The embedded policy round-trips through a transformers checkpoint exactly (tokenizer and weights)."""
+import copy
 import inspect
 import string
 
@@ -91,3 +92,11 @@ def test_completion_only_logits_equal_the_full_forward(tiny_policy, monkeypatch)
     full, _ = policy.completion_logprobs(tiny_policy.model, p_ids, p_mask, c_ids, c_mask)
     assert "logits_to_keep" in inspect.signature(tiny_policy.model.forward).parameters  # the first call kept only L + 1
     assert torch.allclose(kept, full, atol=1e-6) and (kept[0] != 0).all() and (kept[1, 2:] == 0).all()
+
+
+def test_a_bfloat16_checkpoint_loads_as_float32_master_weights(tiny_policy, tmp_path):
+    copy.deepcopy(tiny_policy.model).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tiny_policy.tokenizer.save_pretrained(tmp_path / "bf16")
+    loaded = load_policy(tmp_path / "bf16")
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    assert torch.equal(loaded.model.lm_head.weight, tiny_policy.model.lm_head.weight.bfloat16().float())
