@@ -1,7 +1,7 @@
 """MaxPO: policy gradients for pass@K / max@K with a Leave-Two-Out baseline.
 
 Takashiro et al., "On Advantage Estimates for Max@K Policy Gradients" (arXiv 2606.06080); effective rewards
-from PKPO (Walder & Karkhanis, arXiv 2505.15201). Spec and derivations: shared/papers/maxpo.md (the
+from PKPO (Walder & Karkhanis, arXiv 2505.15201). Spec and derivations: docs/methods/maxpo.md (the
 paper's method section was not retrievable; the estimators below are the spec's reconstruction).
 
 One group: n rewards g, K <= n. Sorted ascending g_(1) <= ... <= g_(n), C(a, b) = 0 outside 0 <= b <= a.

@@ -1,7 +1,7 @@
 """PODS: generate n rollouts per prompt, train on a subset of m chosen by reward variance.
 
 Xu et al., "Not All Rollouts are Useful: Down-Sampling Rollouts in LLM Reinforcement Learning"
-(arXiv 2504.13818). Spec: shared/papers/pods.md. All n generated rollouts are charged; the n - m dropped
+(arXiv 2504.13818). Spec: docs/methods/pods.md. All n generated rollouts are charged; the n - m dropped
 ones are tagged `downsampled`. Advantages are normalised inside the kept subset (released code).
 """
 from __future__ import annotations

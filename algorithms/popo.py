@@ -1,6 +1,6 @@
 """POPO: prioritized group replay + decoupled importance sampling.
 
-"Group Prioritized Off-Policy Optimization" (arXiv 2606.01281). Spec: shared/papers/popo.md (best readings
+"Group Prioritized Off-Policy Optimization" (arXiv 2606.01281). Spec: docs/methods/popo.md (our readings
 marked there; each alternative is a switch here and recorded in the run's config).
 
 Step: fresh groups with reward variance 0 ("ineffective") are replaced by the newest effective groups from a

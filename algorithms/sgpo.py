@@ -1,6 +1,6 @@
 """sGPO: profile difficulty once under the initial policy, filter, size groups by 1/p, train easy to hard.
 
-"Trading Inference FLOPs for Training Efficiency in RLVR" (arXiv 2606.08854). Spec: shared/papers/sgpo.md.
+"Trading Inference FLOPs for Training Efficiency in RLVR" (arXiv 2606.08854). Spec: docs/methods/sgpo.md.
 
 1. Profiling (first step): N samples of every training prompt under pi_0; p(q) = successes / N. Charged
    to the ledger as purpose `profile` (the method's whole point is that this pays for itself).
