@@ -55,7 +55,10 @@ smollm2: setup
 test-fast: setup
 	unshare -n sh -c 'ip link set lo up && $(BIN)/python -m pytest -q -m "not slow" $(ARGS)'
 
+# The figures of bench/README.md that need no extra download (bench/checkpoint.py needs `make smollm2`)
 bench: setup
+	$(BIN)/python bench/estimators.py
+	$(BIN)/python bench/trainer.py
 	$(BIN)/python bench/sampler.py
 
 clean:
