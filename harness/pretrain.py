@@ -42,7 +42,10 @@ def warm_start_dir(cfg: RunConfig) -> Path:
     # knobs on a text task, nor the chat options (the embedded model has no template)
     ignored = {"device", "dtype", "chat_template", "system_prompt"} | (set() if TASKS.get(cfg.task).obj.images else {"image_size", "patch_size"})
     policy = {k: v for k, v in to_dict(cfg.policy).items() if k not in ignored}
-    key = config_hash(policy, cfg.task, task_cfg, cfg.pretrain, torch.__version__, "v1")
+    task_args = to_dict(task_cfg)
+    if task_args.get("answer") == "whole":  # the plain format's warm starts predate the field: their cache stays valid
+        del task_args["answer"]
+    key = config_hash(policy, cfg.task, task_args, cfg.pretrain, torch.__version__, "v1")
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"
 
 
