@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from harness.config import ConfigError, doc
+from harness.core.rollouts import RolloutBatch
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
 
 if TYPE_CHECKING:
-    from harness.trainer import StepContext
+    from harness.core.trainer import StepContext
 
 LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
 

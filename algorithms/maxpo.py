@@ -26,8 +26,8 @@ import torch
 
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
+from harness.core.rollouts import RolloutBatch
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
 
 Estimator = Literal["pkpo", "loo", "l2o"]
 

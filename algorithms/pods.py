@@ -14,8 +14,8 @@ import torch
 
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
+from harness.core.rollouts import RolloutBatch
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch
 
 
 def max_variance_mask(rewards: torch.Tensor, m: int) -> torch.Tensor:

@@ -19,8 +19,8 @@ import torch
 
 from algorithms.grpo import GRPO, GRPOConfig, aggregate, kl_estimate, ppo_clip_loss
 from harness.config import ConfigError, doc
+from harness.core.rollouts import RolloutBatch, effective_groups
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch, effective_groups
 
 
 def behaviour_weights(

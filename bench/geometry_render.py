@@ -14,7 +14,7 @@ import time
 import torch
 
 from harness.config import PolicyConfig, from_dict
-from harness.policy import embedded_policy
+from harness.engines.policy import embedded_policy
 from tasks.geometry import GENERATORS, KINDS, Geometry, GeometryConfig
 
 

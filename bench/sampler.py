@@ -18,10 +18,10 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from harness.config import load_config
-from harness.policy import embedded_policy, left_pad, load_policy
-from harness.pretrain import warm_start_dir
+from harness.engines.policy import embedded_policy, left_pad, load_policy
+from harness.engines.sampler import TorchSampler
+from harness.experiments.pretrain import warm_start_dir
 from harness.registry import TASKS, resolve_plugins
-from harness.sampler import TorchSampler
 
 
 def best_of(fn, repeats: int) -> float:

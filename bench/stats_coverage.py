@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.stats import paired_difference, t_interval, welch_difference
+from harness.analysis.stats import paired_difference, t_interval, welch_difference
 
 
 def simulated_finals(rng: np.random.Generator, sims: int, n: int, pool: np.ndarray | None) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from harness.config import load_config
-from harness.trainer import StepContext, Trainer
+from harness.core.trainer import StepContext, Trainer
 
 SIZES = {
     "preset": ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2", "policy.intermediate_size=256"],

@@ -17,10 +17,10 @@ import torch
 from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
 
 from harness.config import load_config
-from harness.policy import embedded_policy, load_policy
-from harness.pretrain import warm_start_dir
+from harness.engines.policy import embedded_policy, load_policy
+from harness.engines.sampler import TorchSampler, build_engine
+from harness.experiments.pretrain import warm_start_dir
 from harness.registry import TASKS, resolve_plugins
-from harness.sampler import TorchSampler, build_engine
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def _split(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     cfg = load_config(*_split(args.overrides))
     summary = Trainer(cfg, progress=not args.quiet).run()
@@ -46,7 +46,7 @@ def _executor_overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness.sweep import load_sweep, run_sweep, status_table
+    from harness.experiments.sweep import load_sweep, run_sweep, status_table
 
     sweep = load_sweep(args.file, _executor_overrides(args))
     if args.status:
@@ -57,8 +57,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from harness.sweep import load_sweep
-    from harness.tune import run_tune
+    from harness.experiments.sweep import load_sweep
+    from harness.experiments.tune import run_tune
 
     extra = {"tune": {k: v for k, v in (("storage", args.storage), ("trials", args.trials)) if v is not None}}
     sweep = load_sweep(args.file, {**_executor_overrides(args), **extra})
@@ -68,7 +68,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import compare, render_report
+    from harness.analysis.report import compare, render_report
 
     if args.compare:
         out, rows = compare(*args.compare, out=args.out)
@@ -86,7 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from harness.pretrain import warm_start, warm_start_report
+    from harness.experiments.pretrain import warm_start, warm_start_report
 
     cfg = load_config(*_split(args.overrides))
     path = warm_start(cfg, progress=not args.quiet)
@@ -97,15 +97,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from harness.probe import format_table, probe_variance
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
+    from harness.experiments.probe import format_table, probe_variance
 
     cfg = load_config(*_split(args.overrides))
     rows = probe_variance(Trainer(cfg, progress=False), batches=args.batches, prompts=args.prompts, k=args.k, checkpoint=args.checkpoint)
     print(f"gradient variance over {args.batches} batches of {args.prompts} prompts x {cfg.train.group_size} samples ({cfg.task})")
     print(format_table(rows))
     if args.json:  # e.g. <sweep out_dir>/probe_variance-<task>.json, which `rlvr report` includes
-        from harness.store import atomic_write
+        from harness.experiments.store import atomic_write
 
         atomic_write(Path(args.json), json.dumps({"task": cfg.task, "batches": args.batches, "prompts": args.prompts, "k": args.k,
                                                   "group_size": cfg.train.group_size, "checkpoint": args.checkpoint, "rows": rows}, indent=1))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.checkpoints import source_path
+from harness.engines.checkpoints import source_path
 from harness.plain import (  # noqa: F401  re-exported: the names plugins and callers import from here
     ConfigError,
     config_hash,

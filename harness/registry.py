@@ -80,7 +80,7 @@ class Registry:
 
 ALGORITHMS = Registry("algorithm", "rlvr_harness.algorithms", ["algorithms"])
 TASKS = Registry("task", "rlvr_harness.tasks", ["tasks"])
-ENGINES = Registry("engine", None, ["harness.sampler", "harness.vllm_engine"])
+ENGINES = Registry("engine", None, ["harness.engines.sampler", "harness.engines.vllm_engine"])
 
 
 def resolve_plugins(cfg: Any) -> tuple[Any, Any]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.config import PolicyConfig, load_config
-from harness.policy import embedded_policy
+from harness.engines.policy import embedded_policy
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")

@@ -2,9 +2,9 @@
 import pytest
 from conftest import tiny_run_config
 
-from harness import wandb_log
+from harness.core.trainer import Trainer
+from harness.experiments import wandb_log
 from harness.registry import ALGORITHMS
-from harness.trainer import Trainer
 
 DIAGNOSTIC_PREFIX = {"pods": "pods/", "maxpo": "maxpo/", "dapo": "dapo/", "popo": "replay/groups", "sgpo": "sgpo/"}
 

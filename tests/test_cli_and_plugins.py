@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from conftest import tiny_run_config
 
-import harness.policy
+import harness.engines.policy
 from harness import registry
-from harness.checkpoints import source_path
 from harness.config import ConfigError, load_config
-from harness.policy import embedded_policy
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
+from harness.engines.checkpoints import source_path
+from harness.engines.policy import embedded_policy
 
 ROOT = Path(__file__).parent.parent
 
@@ -79,7 +79,7 @@ def test_policy_path_loads_a_local_checkpoint(tmp_path):
         load_config(None, ["policy.path=pkg:no_such_pkg/model.gguf"])
     with pytest.raises(ConfigError, match="the package has no file 'nope.gguf'"):
         load_config(None, ["policy.path=pkg:harness/nope.gguf"])
-    assert source_path("pkg:harness/policy.py").samefile(Path(harness.policy.__file__))  # a file inside an installed package
+    assert source_path("pkg:harness/engines/policy.py").samefile(Path(harness.engines.policy.__file__))  # a file inside an installed package
 
 
 @pytest.mark.parametrize("switches", [

@@ -2,8 +2,8 @@
 import torch
 from conftest import tiny_run_config
 
-from harness.rollouts import effective_groups
-from harness.trainer import Trainer
+from harness.core.rollouts import effective_groups
+from harness.core.trainer import Trainer
 
 
 def test_effective_groups():

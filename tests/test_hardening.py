@@ -214,7 +214,7 @@ def test_crafted_checkpoint_runs_no_code_and_fails_the_run_by_name(tmp_path):
     import torch
     from conftest import tiny_run_config
 
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     cfg = tiny_run_config(tmp_path, "name=evil")
     marker = tmp_path / "pwned"
@@ -242,7 +242,7 @@ def test_results_respect_the_umask(tmp_path, umask, mode):
 
     import torch
 
-    from harness.store import atomic_torch_save, atomic_write
+    from harness.experiments.store import atomic_torch_save, atomic_write
 
     old = os.umask(umask)
     try:
@@ -258,7 +258,7 @@ def test_failed_atomic_writes_leave_no_partial_files(tmp_path, monkeypatch):
     import errno
     import os
 
-    from harness.store import atomic_write
+    from harness.experiments.store import atomic_write
 
     target = tmp_path / "summary.json"
     atomic_write(target, '{"status": "running"}')
@@ -283,7 +283,7 @@ def tiny_sweep(tmp_path, **fields):
 
 
 def test_cells_that_would_share_a_directory_are_refused(tmp_path):
-    from harness.sweep import load_sweep
+    from harness.experiments.sweep import load_sweep
 
     path = tiny_sweep(tmp_path, algos=[{"label": "a-b", "algo": "grpo"}, {"label": "a", "algo": "rloo"}],
                       tasks=[{"label": "c", "task": "arithmetic"}, {"label": "b-c", "task": "arithmetic"}])
@@ -308,7 +308,7 @@ def test_workers_ignore_modules_in_the_working_directory(tmp_path):
 
 
 def test_dotted_exception_names_are_the_sweep_error(tmp_path):
-    from harness.sweep import Job, _error_of
+    from harness.experiments.sweep import Job, _error_of
 
     log = tmp_path / "x.log"
     log.write_text("Traceback (most recent call last):\n  File \"x\", line 1\nharness.config.ConfigError: train.lr: bad\n")
@@ -319,8 +319,8 @@ def test_corrupt_summary_and_config_name_the_file_and_the_rest_go_on(tmp_path):
     import subprocess
     import sys
 
-    from harness.report import load_results
-    from harness.sweep import load_sweep, status_table
+    from harness.analysis.report import load_results
+    from harness.experiments.sweep import load_sweep, status_table
 
     path = tiny_sweep(tmp_path, seeds=[0, 1, 2])
     assert subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path)], cwd=REPO, capture_output=True).returncode == 0
@@ -350,7 +350,7 @@ def test_sigint_checkpoints_exits_130_and_the_rerun_equals_an_uninterrupted_run(
 
     from conftest import TINY, learning
 
-    from harness.store import read_jsonl
+    from harness.experiments.store import read_jsonl
 
     def args(name):
         return [sys.executable, "-m", "harness.cli", "run", "-q", *TINY, "policy.warm_start=false", f"out_dir={tmp_path}",
@@ -378,7 +378,7 @@ def test_sigint_checkpoints_exits_130_and_the_rerun_equals_an_uninterrupted_run(
 def test_interrupted_warm_start_resumes_exactly(tmp_path, monkeypatch):
     import torch
 
-    from harness.pretrain import warm_start
+    from harness.experiments.pretrain import warm_start
     from harness.signals import Interrupted
 
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "a"))
@@ -387,7 +387,7 @@ def test_interrupted_warm_start_resumes_exactly(tmp_path, monkeypatch):
                  "task_args.train_size=200", "task_args.eval_size=32", "threads=1"]
     cfg = load_config(None, overrides)
     calls = iter(range(1000))
-    monkeypatch.setattr("harness.pretrain.stop_requests", lambda: _Stopper(lambda: 2 if next(calls) >= 30 else None))  # SIGINT before step 31
+    monkeypatch.setattr("harness.experiments.pretrain.stop_requests", lambda: _Stopper(lambda: 2 if next(calls) >= 30 else None))  # SIGINT before step 31
     with pytest.raises(Interrupted, match="warm start interrupted at step 30"):
         warm_start(cfg, progress=False)
     monkeypatch.undo()
@@ -420,7 +420,7 @@ class _Stopper:
 def test_wandb_mode_from_the_environment_wins_and_online_without_key_fails_clearly(tmp_path, monkeypatch):
     from conftest import tiny_run_config
 
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     cfg = tiny_run_config(tmp_path, "wandb.mode=offline", "name=env")
@@ -450,7 +450,7 @@ def test_closed_stdout_is_not_a_traceback():
 
 
 def test_cache_is_the_user_cache_directory(monkeypatch, tmp_path):
-    from harness.pretrain import cache_root
+    from harness.experiments.pretrain import cache_root
 
     monkeypatch.delenv("RLVR_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -464,7 +464,7 @@ def test_the_wheel_ships_the_presets_and_they_load_by_name(tmp_path):
     import sys
     import zipfile
 
-    from harness.sweep import load_sweep
+    from harness.experiments.sweep import load_sweep
 
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
                            capture_output=True, text=True, timeout=300)
@@ -479,7 +479,7 @@ def test_transformers_pin_is_bounded_and_the_sampler_uses_current_arguments(tiny
     import tomllib
     import warnings
 
-    from harness.sampler import TorchSampler
+    from harness.engines.sampler import TorchSampler
 
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.startswith("transformers>=") and ",<5." in d for d in deps)
@@ -502,7 +502,7 @@ def test_group_sizes_that_train_nothing_are_refused(overrides):
 def test_over_long_prompts_are_refused_at_load_with_file_and_line(tmp_path):
     from conftest import TINY
 
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(20)]
     rows.insert(7, {"question": "x" * 100_000, "answer": "1"})
@@ -518,7 +518,7 @@ def test_cpu_clock_charges_work_done_in_child_processes():
     import subprocess
     import sys
 
-    from harness.ledger import Ledger
+    from harness.core.ledger import Ledger
 
     ledger = Ledger(flops_per_token=1.0, clock="cpu")
     with ledger.phase("score"):

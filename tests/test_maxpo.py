@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_run_config
 
 from algorithms.maxpo import maxk_advantages, maxk_estimate
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 
 def brute_rho(g, k):

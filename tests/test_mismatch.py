@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import tiny_run_config
 
-from harness.mismatch import correction_weights, mismatch_stats
-from harness.trainer import Trainer
+from harness.core.mismatch import correction_weights, mismatch_stats
+from harness.core.trainer import Trainer
 
 
 def loop_weights(pi, mu, mask, fresh, kind, cap):

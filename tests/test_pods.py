@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_run_config
 
 from algorithms.pods import max_reward_mask, max_variance_indices, max_variance_mask, random_mask
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 
 def parity_reward(problem, completion):

@@ -5,7 +5,7 @@ import string
 
 import torch
 
-from harness.policy import build_char_tokenizer, left_pad, load_policy, positions
+from harness.engines.policy import build_char_tokenizer, left_pad, load_policy, positions
 
 
 def test_char_tokenizer_is_one_token_per_character():
@@ -66,7 +66,7 @@ def test_chat_template_wraps_prompts_as_a_user_turn(tiny_policy, tmp_path):
 
 
 def test_chunked_token_logprobs_equal_the_direct_computation(monkeypatch):
-    import harness.policy as policy
+    import harness.engines.policy as policy
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 7, 50, generator=g, dtype=torch.float64).requires_grad_()
@@ -83,7 +83,7 @@ def test_chunked_token_logprobs_equal_the_direct_computation(monkeypatch):
 
 
 def test_completion_only_logits_equal_the_full_forward(tiny_policy, monkeypatch):
-    import harness.policy as policy
+    import harness.engines.policy as policy
 
     p_ids, p_mask = left_pad([[5, 6, 7], [8, 9]], 0)
     c_ids, c_mask = torch.tensor([[10, 11, 12, 13], [14, 1, 0, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])

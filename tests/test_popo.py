@@ -7,7 +7,7 @@ import torch
 from conftest import crash_at_step, learning, tiny_run_config
 
 from algorithms.popo import behaviour_weights, truncate_weights
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 
 def content_reward(problem, completion):

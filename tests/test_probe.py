@@ -4,8 +4,8 @@ import pytest
 import torch
 from conftest import tiny_run_config
 
-from harness.probe import Welford, format_table, probe_variance
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
+from harness.experiments.probe import Welford, format_table, probe_variance
 
 
 def test_welford_trace_matches_numpy():

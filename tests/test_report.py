@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.report import compare, load_results, render_report
+from harness.analysis.report import compare, load_results, render_report
 
 B = 1000.0  # budget in rollouts; evaluations every 100
 POINTS = np.arange(0, B + 1, 100.0)
@@ -157,7 +157,7 @@ def test_report_html_renders_every_figure_in_headless_chromium(report, tmp_path)
 
 
 def test_a_poi_claim_on_another_metric_is_decided_by_its_stratified_interval(tmp_path):
-    from harness.report import decide_claim
+    from harness.analysis.report import decide_claim
 
     res = load_results(synthetic_store(tmp_path / "s", seeds=3))
     claim = {"text": "fast improves pass@4", "method": "fast", "baseline": "grpo", "test": "poi", "metric": "eval/pass@4"}
@@ -214,7 +214,7 @@ def test_controls_section_flags_the_planted_handicap_and_not_the_a_a_arm(tmp_pat
 
 
 def test_claims_against_several_baselines_by_paired_difference_and_variance(tmp_path):
-    from harness.report import decide_claim, decide_variance
+    from harness.analysis.report import decide_claim, decide_variance
 
     res = load_results(synthetic_store(tmp_path / "s", seeds=3))
     sentence, rows = decide_claim(res, {"text": "fast is faster", "method": "fast", "baseline": ["grpo", "fast-nox"],

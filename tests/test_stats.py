@@ -1,11 +1,11 @@
-"""harness.stats against closed forms, brute force and scipy on random inputs."""
+"""harness.analysis.stats against closed forms, brute force and scipy on random inputs."""
 import itertools
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.stats import (
+from harness.analysis.stats import (
     MIN_SEEDS,
     budget_to_target,
     decide,

@@ -4,8 +4,8 @@ import pytest
 import torch
 from conftest import tiny_run_config
 
-from harness.policy import completion_logprobs
-from harness.trainer import StepContext, Trainer
+from harness.core.trainer import StepContext, Trainer
+from harness.engines.policy import completion_logprobs
 
 
 def real_batch(tmp_path, *overrides, task="countdown"):

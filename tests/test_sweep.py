@@ -14,8 +14,8 @@ import yaml
 from conftest import learning
 
 from harness.config import ConfigError
-from harness.store import read_jsonl
-from harness.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep
+from harness.experiments.store import read_jsonl
+from harness.experiments.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_BASE = {
@@ -186,7 +186,7 @@ def _workers_of(runs: Path) -> list[int]:
             cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if proc.name.isdigit() and "harness.worker" in cmd and str(runs) in cmd:
+        if proc.name.isdigit() and "harness.experiments.worker" in cmd and str(runs) in cmd:
             pids.append(int(proc.name))
     return pids
 

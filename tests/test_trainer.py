@@ -12,8 +12,8 @@ import torch
 from conftest import TINY, crash_at_step, learning, tiny_run_config
 
 from harness.config import load_config
-from harness.pretrain import warm_start, warm_start_report
-from harness.trainer import Trainer, pass_at_k
+from harness.core.trainer import Trainer, pass_at_k
+from harness.experiments.pretrain import warm_start, warm_start_report
 
 
 @pytest.mark.parametrize("task", ["arithmetic", "countdown", "geometry"])
@@ -244,7 +244,7 @@ def test_handicap_charges_and_discards_the_surplus_and_equals_grpo_without_it(tm
 def test_charged_seconds_are_cpu_time_and_wall_clock_is_kept_beside(monkeypatch):
     import time
 
-    from harness.ledger import Ledger
+    from harness.core.ledger import Ledger
 
     led = Ledger(flops_per_token=1.0, clock="cpu")
     with led.phase("generate"):
@@ -266,8 +266,8 @@ def test_charged_seconds_are_cpu_time_and_wall_clock_is_kept_beside(monkeypatch)
 
 def test_early_evaluations_and_configs_written_before_a_field_existed(tmp_path):
     from harness.config import changed_fields
+    from harness.core.trainer import next_eval_point
     from harness.registry import resolved_config
-    from harness.trainer import next_eval_point
 
     points, p = [], 0.0
     while p <= 20000:

@@ -13,9 +13,9 @@ from optuna.trial import TrialState
 from test_sweep import REPO, write_sweep
 
 from harness.config import ConfigError
-from harness.store import read_jsonl
-from harness.sweep import load_sweep
-from harness.tune import curve_values, objective_value, open_storage, tune_worker
+from harness.experiments.store import read_jsonl
+from harness.experiments.sweep import load_sweep
+from harness.experiments.tune import curve_values, objective_value, open_storage, tune_worker
 
 SPACE = {"grpo": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}, "algo_args.clip_high": {"choices": [0.2, 0.28]}}}
 

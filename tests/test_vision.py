@@ -5,9 +5,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from harness.config import ConfigError, PolicyConfig, from_dict
-from harness.policy import completion_logprobs, embedded_policy, left_pad, load_policy
-from harness.sampler import TorchSampler
-from harness.vision import TinyVLMForCausalLM
+from harness.engines.policy import completion_logprobs, embedded_policy, left_pad, load_policy
+from harness.engines.sampler import TorchSampler
+from harness.engines.vision import TinyVLMForCausalLM
 from tasks.geometry import Geometry, GeometryConfig
 
 TINY_VLM = PolicyConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, image_size=32, patch_size=8)
@@ -95,7 +95,7 @@ def tiny_qwen2_vl(path):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from harness.policy import build_char_tokenizer
+    from harness.engines.policy import build_char_tokenizer
 
     tok = build_char_tokenizer()
     specials = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -137,7 +137,7 @@ def test_qwen2_vl_checkpoint_samples_and_scores_consistently(qwen_vl_dir, geo):
 def test_grpo_runs_on_geometry_with_a_qwen2_vl_checkpoint(qwen_vl_dir, tmp_path):
     from conftest import tiny_run_config
 
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     cfg = tiny_run_config(tmp_path, "task=geometry", f"policy.path={qwen_vl_dir}", "policy.image_size=56", "algo=popo")
     t = Trainer(cfg, progress=False)

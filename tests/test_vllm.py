@@ -14,9 +14,9 @@ pytest.importorskip("vllm", reason="engine=vllm tests run in the vllm environmen
 from conftest import tiny_run_config  # noqa: E402
 
 from harness.config import PolicyConfig  # noqa: E402
-from harness.policy import completion_logprobs, embedded_policy  # noqa: E402
-from harness.sampler import build_engine  # noqa: E402
-from harness.trainer import Trainer  # noqa: E402
+from harness.core.trainer import Trainer  # noqa: E402
+from harness.engines.policy import completion_logprobs, embedded_policy  # noqa: E402
+from harness.engines.sampler import build_engine  # noqa: E402
 
 TOL = 1e-4
 # vLLM's CPU attention needs head_dim >= 32: 64 wide with 2 heads

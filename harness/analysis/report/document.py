@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from harness import stats
-from harness.plain import ConfigError
-from harness.report.figures import colours, fig_aggregate, fig_compute, fig_curves, fig_diagnostics, fig_speedups
-from harness.report.results import AXES, Results, by_seed, load_results
-from harness.report.statistics import (
+from harness.analysis import stats
+from harness.analysis.report.figures import colours, fig_aggregate, fig_compute, fig_curves, fig_diagnostics, fig_speedups
+from harness.analysis.report.results import AXES, Results, by_seed, load_results
+from harness.analysis.report.statistics import (
     TARGET_FRAC,
     ablation_table,
     aggregate_table,
@@ -34,7 +33,8 @@ from harness.report.statistics import (
     target_table,
     target_words,
 )
-from harness.store import atomic_write
+from harness.experiments.store import atomic_write
+from harness.plain import ConfigError
 
 
 def _controls_doc(doc: "Doc", c: dict) -> None:
@@ -278,7 +278,7 @@ def render_report(source: str | Path, out: str | Path | None = None, baseline: s
 def log_to_wandb(res: Results, out: Path, figures: list[str], data: dict, mode: str) -> None:
     """The same figures and tables in a W&B run of job type `report` (offline by default; files under the
     results directory, never in the committed report)."""
-    from harness.wandb_log import quiet_wandb_env
+    from harness.experiments.wandb_log import quiet_wandb_env
 
     quiet_wandb_env(res.root / "report-wandb", mode)
     import wandb

@@ -16,13 +16,13 @@ import torch
 from tqdm import tqdm
 
 from harness.config import RunConfig
+from harness.core.rollouts import sample_and_score
+from harness.engines.policy import embedded_policy, supervised_loss
+from harness.engines.sampler import build_engine
+from harness.experiments.store import atomic_torch_save, atomic_write, exclusive
 from harness.plain import config_hash, to_dict
-from harness.policy import embedded_policy, supervised_loss
 from harness.registry import TASKS, resolve_plugins
-from harness.rollouts import sample_and_score
-from harness.sampler import build_engine
 from harness.signals import Interrupted, stop_requests
-from harness.store import atomic_torch_save, atomic_write, exclusive
 
 SAMPLES_PER_CHECK = 8
 WARMUP_STEPS = 50

@@ -19,10 +19,10 @@ import tempfile
 
 import torch
 
+from harness.engines.sampler import Generation, id_list
+from harness.engines.vision import placeholder_token_ids
 from harness.plain import ConfigError
 from harness.registry import ENGINES
-from harness.sampler import Generation, id_list
-from harness.vision import placeholder_token_ids
 
 # vLLM reads these at import. In-process engine core: weight syncs pass tensors, no pickling.
 _ENV_DEFAULTS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -109,7 +109,7 @@ class VllmEngine:
     ) -> Generation:
         if images is not None:
             raise ConfigError("sampler.engine: vllm does not take image prompts here; use engine=torch for image tasks")
-        from harness.policy import left_pad
+        from harness.engines.policy import left_pad
 
         params = [
             self._SamplingParams(

@@ -1,4 +1,4 @@
-"""One sweep job in its own process: `python -m harness.worker '<json>'` (executors start it; not for users).
+"""One sweep job in its own process: `python -m harness.experiments.worker '<json>'` (executors start it; not for users).
 
 The JSON holds {"kind": "run" | "pretrain", "config": <plain RunConfig>, "plugins": [module, ...], "paths": [folder,
 ...]} (the folders the sweep imported its plugins from; the working directory itself is not on the import path).
@@ -24,11 +24,11 @@ def main(argv: list[str]) -> int:
     cfg.validate()
     resolve_plugins(cfg)
     if spec["kind"] == "pretrain":
-        from harness.pretrain import warm_start
+        from harness.experiments.pretrain import warm_start
 
         print(f"warm start ready: {warm_start(cfg, progress=False)}", flush=True)
         return 0
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     summary = Trainer(cfg, progress=False).run()
     print(f"{cfg.run_name}: {summary.get('status')} at step {summary.get('step')}, "

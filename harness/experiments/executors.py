@@ -1,6 +1,6 @@
 """Executors run sweep jobs: a pool of local worker processes, or tasks on a Ray cluster.
 
-Each job runs in a fresh `python -m harness.worker` process (its own torch threads and memory; a crash or an
+Each job runs in a fresh `python -m harness.experiments.worker` process (its own torch threads and memory; a crash or an
 OOM kill fails that job only). Local workers die with the sweep process (PR_SET_PDEATHSIG), so a killed
 sweep leaves no orphan writing into a run directory; the run's lock file guards against any that would.
 

@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 
-from harness import stats
-from harness.report.results import AXES, DIAGNOSTICS, PHASES, Results, band, seed_curves
+from harness.analysis import stats
+from harness.analysis.report.results import AXES, DIAGNOSTICS, PHASES, Results, band, seed_curves
 
 PALETTE = {"grpo": "#4d4d4d", "dr_grpo": "#8c564b", "rloo": "#e377c2", "dapo": "#1f77b4", "popo": "#d62728",
            "sgpo": "#2ca02c", "pods": "#ff7f0e", "maxpo": "#9467bd"}

@@ -17,9 +17,9 @@ import torch
 
 from algorithms.grpo import group_advantages
 from algorithms.maxpo import maxk_advantages
-from harness.policy import completion_logprobs
-from harness.rollouts import RolloutBatch
-from harness.trainer import Trainer
+from harness.core.rollouts import RolloutBatch
+from harness.core.trainer import Trainer
+from harness.engines.policy import completion_logprobs
 
 
 def estimators(group_size: int, k: int) -> dict[str, Callable[[RolloutBatch], torch.Tensor]]:

@@ -1,5 +1,5 @@
 """The report's numbers: tables with CIs (final, budget-to-target, paired, aggregate, compute, ablations), the
-claim verdicts and the controls' checks. Statistics themselves live in harness/stats.py."""
+claim verdicts and the controls' checks. Statistics themselves live in harness/analysis/stats.py."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import stats
+from harness.analysis import stats
+from harness.analysis.report.results import NOT_PURPOSES, PHASES, Results, Run, by_seed, run_auc, seed_curves
 from harness.plain import ConfigError
-from harness.report.results import NOT_PURPOSES, PHASES, Results, Run, by_seed, run_auc, seed_curves
 
 
 def _num(v: float, digits: int) -> str:

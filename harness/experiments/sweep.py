@@ -15,8 +15,8 @@ A sweep file:
     variants: [{label: lr1e-3, train.lr: 1.0e-3}]    # optional extra axis of named override sets
     executor: {kind: local, workers: 2, threads: 1, retries: 1}
     plugins: [my_package.my_algorithm]  # modules to import so their plugins register (also in workers)
-    tune: {...}                       # search spaces for `rlvr tune` (harness/tune.py)
-    claim: {...}                      # the claim `rlvr report` decides (harness/report/statistics.py)
+    tune: {...}                       # search spaces for `rlvr tune` (harness/experiments/tune.py)
+    claim: {...}                      # the claim `rlvr report` decides (harness/analysis/report/statistics.py)
 
 Each cell is a RunConfig: base <- algo entry <- task entry <- variant entry, named
 `<algo>-<task>[-<variant>]-s<seed>`. Idempotent by construction: a cell's directory holds at most one run
@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config import RunConfig, changed_fields
-from harness.ledger import SPENT_METRIC
+from harness.core.ledger import SPENT_METRIC
+from harness.experiments.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
 from harness.plain import (
     ConfigError,
     deep_merge,
@@ -48,7 +49,6 @@ from harness.plain import (
     require_positive,
     set_dotted,
 )
-from harness.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+=]+(?:-[A-Za-z0-9_.+=]+)*$")
 
@@ -92,7 +92,7 @@ class Sweep:
     cells: list[Cell]
     executor: ExecutorConfig
     plugins: list[str] = field(default_factory=list)
-    tune: Any = None  # harness.tune.TuneConfig, or None when the file has no `tune:` section
+    tune: Any = None  # harness.experiments.tune.TuneConfig, or None when the file has no `tune:` section
     raw: dict = field(default_factory=dict)  # the file's data, for the tuner to build trial configs
 
     def cell(self, algo: str, task: str, seed: int, variant: str | None = None) -> Cell:
@@ -245,7 +245,7 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
     cells = list(by_name.values())
     tune = None
     if data.get("tune") is not None:
-        from harness.tune import parse_tune
+        from harness.experiments.tune import parse_tune
 
         tune = parse_tune(data["tune"], lines, where)
     return Sweep(str(name), Path(path) if path else None, out_dir, cells, executor, list(plugins), tune, data)
@@ -290,10 +290,10 @@ class Job:
     started: float = 0.0
 
     def command(self) -> list[str]:
-        """`python -P -m harness.worker <spec>`: -P keeps the working directory off the import path (a stray
+        """`python -P -m harness.experiments.worker <spec>`: -P keeps the working directory off the import path (a stray
         tasks.py there would shadow ours); the folders the sweep imported its plugins from go in the spec."""
         spec = json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins, "paths": plugin_paths(self.plugins)})
-        return [sys.executable, "-P", "-m", "harness.worker", spec]
+        return [sys.executable, "-P", "-m", "harness.experiments.worker", spec]
 
 
 def plugin_paths(modules: list[str]) -> list[str]:
@@ -336,7 +336,7 @@ def cell_state(cell: Cell) -> tuple[str, str]:
 def plan_jobs(sweep: Sweep, cells: list[Cell]) -> list[Job]:
     """A job per cell, preceded by one warm-start job per distinct warm start that is not cached yet (so two
     workers never wait on the same one, and different tasks' warm starts build in parallel)."""
-    from harness.pretrain import warm_start_dir
+    from harness.experiments.pretrain import warm_start_dir
     from harness.registry import resolved_config
 
     jobs: list[Job] = []
@@ -480,7 +480,7 @@ def select_cells(sweep: Sweep, only: list[str] | None) -> list[Cell]:
 def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float = 0.5, every: float = 60.0) -> list[Job]:
     """Run every cell not complete yet; returns the jobs with their final status. Never raises for a failed
     cell: failures are recorded (summary.json, the sweep's events.jsonl) and the rest of the sweep goes on."""
-    from harness.executors import make_executor
+    from harness.experiments.executors import make_executor
 
     cells = select_cells(sweep, only)
     states = {c.name: cell_state(c) for c in cells}

@@ -20,10 +20,10 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from harness.engines.policy import left_pad, positions
+from harness.engines.vision import drop_placeholders, image_forward_kwargs, is_mrope_vlm, mrope_decode_positions, placeholder_token_ids
 from harness.plain import ConfigError
-from harness.policy import left_pad, positions
 from harness.registry import ENGINES
-from harness.vision import drop_placeholders, image_forward_kwargs, is_mrope_vlm, mrope_decode_positions, placeholder_token_ids
 
 FAST_MODEL_TYPES = {"qwen2", "qwen3", "llama", "mistral", "rlvr_tiny_vlm"}
 

@@ -238,7 +238,7 @@ def run_trial(trial, cfg: TuneConfig, base: RunConfig, out_dir: Path, space: dic
     """Train the trial's runs (one per seed) and return the mean objective; raises TrialPruned."""
     import optuna
 
-    from harness.trainer import Trainer
+    from harness.core.trainer import Trainer
 
     params = {name: suggest(trial, name, spec) for name, spec in space.items()}
     values = []
@@ -275,7 +275,7 @@ def tune_worker(sweep, only_algo: list[str] | None = None, out=None) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from harness.store import RunStore
+    from harness.experiments.store import RunStore
 
     out = out or sys.stdout
     cfg: TuneConfig = sweep.tune
@@ -332,7 +332,7 @@ def run_tune(sweep, workers: int = 1, only_algo: list[str] | None = None, extra_
     then the best trial of each study, printed and written to <out_dir>/tune/best.yaml."""
     import yaml
 
-    from harness.executors import _die_with_parent, worker_env
+    from harness.experiments.executors import _die_with_parent, worker_env
 
     if workers <= 1:
         tune_worker(sweep, only_algo)

@@ -25,8 +25,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from harness.config import PolicyConfig
-from harness.plain import ConfigError
-from harness.vision import (
+from harness.engines.vision import (
     IMAGE_TOKEN,
     MROPE_VLM_TYPES,
     PatchImages,
@@ -39,6 +38,7 @@ from harness.vision import (
     load_image_processor,
     placeholder_token_ids,
 )
+from harness.plain import ConfigError
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 CHARS = string.printable[:95]  # digits, letters, punctuation and space: any plain-text prompt encodes
@@ -62,7 +62,7 @@ def build_char_tokenizer(image_token: bool = False) -> PreTrainedTokenizerFast:
 
 
 def build_embedded_model(cfg: PolicyConfig, vocab_size: int, seed: int, image_token_id: int | None = None) -> Qwen2ForCausalLM:
-    """The tiny Qwen2; with `image_token_id`, the vision variant (harness.vision) with a patch encoder."""
+    """The tiny Qwen2; with `image_token_id`, the vision variant (harness.engines.vision) with a patch encoder."""
     vision = {} if image_token_id is None else {"image_size": cfg.image_size, "patch_size": cfg.patch_size, "image_token_id": image_token_id}
     config = (TinyVLMConfig if vision else Qwen2Config)(
         vocab_size=vocab_size,

@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness.checkpoints import checkpoint_dir
 from harness.config import RunConfig, changed_fields
-from harness.ledger import Ledger
-from harness.mismatch import correction_weights, mismatch_stats
+from harness.core.ledger import Ledger
+from harness.core.mismatch import correction_weights, mismatch_stats
+from harness.core.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
+from harness.engines.checkpoints import checkpoint_dir
+from harness.engines.policy import Policy, completion_logprobs, embedded_policy, load_policy
+from harness.engines.sampler import build_engine
+from harness.experiments.store import RunStore, environment, exclusive
+from harness.experiments.wandb_log import WandbMirror
 from harness.plain import ConfigError
-from harness.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
-from harness.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
-from harness.sampler import build_engine
 from harness.signals import Interrupted, stop_requests
-from harness.store import RunStore, environment, exclusive
-from harness.wandb_log import WandbMirror
 from tasks.base import DataError
 
 STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
@@ -155,7 +155,7 @@ class Trainer:
         if self.cfg.policy.path:
             return load_policy(checkpoint_dir(self.cfg.policy.path), image_size=self.cfg.policy.image_size)
         if self.cfg.policy.warm_start:
-            from harness.pretrain import warm_start, warm_start_report
+            from harness.experiments.pretrain import warm_start, warm_start_report
 
             path = warm_start(self.cfg, progress=self.progress)
             self.warm_start_info = {"path": str(path), **warm_start_report(path)["chosen"]}

@@ -9,9 +9,9 @@ import numpy as np
 import yaml
 from scipy import stats as sps
 
-from harness import stats
+from harness.analysis import stats
+from harness.experiments.store import RunStore, read_jsonl
 from harness.plain import ConfigError
-from harness.store import RunStore, read_jsonl
 
 AXES = {"rollouts": "rollouts generated", "flops": "FLOPs (generation, forward, training)", "tokens": "tokens generated",
         "seconds": "charged seconds (process CPU time)", "wall_seconds": "wall-clock seconds"}
@@ -76,7 +76,7 @@ class Results:
 
 def load_results(source: str | Path) -> Results:
     """A sweep file (its out_dir) or a results directory -> the complete runs in it, with their axes."""
-    from harness.sweep import load_sweep, sweep_file
+    from harness.experiments.sweep import load_sweep, sweep_file
 
     source = sweep_file(source)
     raw: dict = {}
@@ -142,6 +142,6 @@ def by_seed(runs: list[Run], value) -> dict[int, float]:
 
 
 def run_auc(run: Run) -> float:
-    from harness.tune import objective_value
+    from harness.experiments.tune import objective_value
 
     return objective_value(run.evals, "auc")

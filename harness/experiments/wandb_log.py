@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.experiments.store import read_jsonl
 from harness.plain import ConfigError
-from harness.store import read_jsonl
 
 
 def quiet_wandb_env(run_dir: Path, mode: str) -> None:

@@ -1,0 +1,1 @@
+"""Reading results back: statistics (CIs, paired tests, MDEs, IQM) and the reports."""

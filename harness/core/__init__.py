@@ -1,0 +1,1 @@
+"""The training step and its accounting: the trainer loop, rollout batches, the compute ledger, engine/trainer log-prob mismatch."""
