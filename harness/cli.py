@@ -105,7 +105,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"gradient variance over {args.batches} batches of {args.prompts} prompts x {cfg.train.group_size} samples ({cfg.task})")
     print(format_table(rows))
     if args.json:  # e.g. <sweep out_dir>/probe_variance-<task>.json, which `rlvr report` includes
-        from harness.experiments.store import atomic_write
+        from harness.core.store import atomic_write
 
         atomic_write(Path(args.json), json.dumps({"task": cfg.task, "batches": args.batches, "prompts": args.prompts, "k": args.k,
                                                   "group_size": cfg.train.group_size, "checkpoint": args.checkpoint, "rows": rows}, indent=1))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.engines.checkpoints import source_path
 from harness.plain import (  # noqa: F401  re-exported: the names plugins and callers import from here
     ConfigError,
     config_hash,
@@ -66,6 +65,8 @@ class PolicyConfig:
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(f"policy.num_kv_heads: {self.num_kv_heads} does not divide num_heads={self.num_heads}")
         if self.path is not None:
+            from harness.engines.checkpoints import source_path  # engines build on config: imported when needed
+
             source_path(self.path)  # a missing file or package fails here, before any compute
 
 

@@ -2,8 +2,8 @@
 import pytest
 from conftest import tiny_run_config
 
+from harness.core import wandb_log
 from harness.core.trainer import Trainer
-from harness.experiments import wandb_log
 from harness.registry import ALGORITHMS
 
 DIAGNOSTIC_PREFIX = {"pods": "pods/", "maxpo": "maxpo/", "dapo": "dapo/", "popo": "replay/groups", "sgpo": "sgpo/"}

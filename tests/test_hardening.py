@@ -242,7 +242,7 @@ def test_results_respect_the_umask(tmp_path, umask, mode):
 
     import torch
 
-    from harness.experiments.store import atomic_torch_save, atomic_write
+    from harness.core.store import atomic_torch_save, atomic_write
 
     old = os.umask(umask)
     try:
@@ -258,7 +258,7 @@ def test_failed_atomic_writes_leave_no_partial_files(tmp_path, monkeypatch):
     import errno
     import os
 
-    from harness.experiments.store import atomic_write
+    from harness.core.store import atomic_write
 
     target = tmp_path / "summary.json"
     atomic_write(target, '{"status": "running"}')
@@ -350,7 +350,7 @@ def test_sigint_checkpoints_exits_130_and_the_rerun_equals_an_uninterrupted_run(
 
     from conftest import TINY, learning
 
-    from harness.experiments.store import read_jsonl
+    from harness.core.store import read_jsonl
 
     def args(name):
         return [sys.executable, "-m", "harness.cli", "run", "-q", *TINY, "policy.warm_start=false", f"out_dir={tmp_path}",

@@ -14,7 +14,7 @@ import yaml
 from conftest import learning
 
 from harness.config import ConfigError
-from harness.experiments.store import read_jsonl
+from harness.core.store import read_jsonl
 from harness.experiments.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from test_sweep import REPO, write_sweep
 
 from harness.config import ConfigError
-from harness.experiments.store import read_jsonl
+from harness.core.store import read_jsonl
 from harness.experiments.sweep import load_sweep
 from harness.experiments.tune import curve_values, objective_value, open_storage, tune_worker
 

@@ -21,11 +21,11 @@ from harness.config import RunConfig, changed_fields
 from harness.core.ledger import Ledger
 from harness.core.mismatch import correction_weights, mismatch_stats
 from harness.core.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
+from harness.core.store import RunStore, environment, exclusive
+from harness.core.wandb_log import WandbMirror
 from harness.engines.checkpoints import checkpoint_dir
 from harness.engines.policy import Policy, completion_logprobs, embedded_policy, load_policy
 from harness.engines.sampler import build_engine
-from harness.experiments.store import RunStore, environment, exclusive
-from harness.experiments.wandb_log import WandbMirror
 from harness.plain import ConfigError
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.signals import Interrupted, stop_requests

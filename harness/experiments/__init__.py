@@ -1,1 +1,1 @@
-"""Running many runs: the results store, warm starts, sweeps and their executors and workers, optuna tuning, the W&B mirror, gradient-variance probes."""
+"""Running many runs: warm starts, sweeps and their executors and workers, optuna tuning, gradient-variance probes."""

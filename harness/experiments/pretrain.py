@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from harness.config import RunConfig
 from harness.core.rollouts import sample_and_score
+from harness.core.store import atomic_torch_save, atomic_write, exclusive
 from harness.engines.policy import embedded_policy, supervised_loss
 from harness.engines.sampler import build_engine
-from harness.experiments.store import atomic_torch_save, atomic_write, exclusive
 from harness.plain import config_hash, to_dict
 from harness.registry import TASKS, resolve_plugins
 from harness.signals import Interrupted, stop_requests

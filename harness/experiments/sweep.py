@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from harness.config import RunConfig, changed_fields
 from harness.core.ledger import SPENT_METRIC
-from harness.experiments.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
+from harness.core.store import RunStore, append_jsonl, atomic_write, read_last_jsonl
 from harness.plain import (
     ConfigError,
     deep_merge,

@@ -275,7 +275,7 @@ def tune_worker(sweep, only_algo: list[str] | None = None, out=None) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from harness.experiments.store import RunStore
+    from harness.core.store import RunStore
 
     out = out or sys.stdout
     cfg: TuneConfig = sweep.tune

@@ -33,7 +33,7 @@ from harness.analysis.report.statistics import (
     target_table,
     target_words,
 )
-from harness.experiments.store import atomic_write
+from harness.core.store import atomic_write
 from harness.plain import ConfigError
 
 
@@ -278,7 +278,7 @@ def render_report(source: str | Path, out: str | Path | None = None, baseline: s
 def log_to_wandb(res: Results, out: Path, figures: list[str], data: dict, mode: str) -> None:
     """The same figures and tables in a W&B run of job type `report` (offline by default; files under the
     results directory, never in the committed report)."""
-    from harness.experiments.wandb_log import quiet_wandb_env
+    from harness.core.wandb_log import quiet_wandb_env
 
     quiet_wandb_env(res.root / "report-wandb", mode)
     import wandb

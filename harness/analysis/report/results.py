@@ -10,7 +10,7 @@ import yaml
 from scipy import stats as sps
 
 from harness.analysis import stats
-from harness.experiments.store import RunStore, read_jsonl
+from harness.core.store import RunStore, read_jsonl
 from harness.plain import ConfigError
 
 AXES = {"rollouts": "rollouts generated", "flops": "FLOPs (generation, forward, training)", "tokens": "tokens generated",

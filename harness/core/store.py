@@ -123,7 +123,7 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 
 def git_commit() -> dict:
-    root = Path(__file__).resolve().parents[2]  # the repository: harness/experiments/store.py
+    root = Path(__file__).resolve().parents[2]  # the repository: harness/core/store.py
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.experiments.store import read_jsonl
+from harness.core.store import read_jsonl
 from harness.plain import ConfigError
 
 
