@@ -46,7 +46,8 @@ def _executor_overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness.experiments.sweep import load_sweep, run_sweep, status_table
+    from harness.experiments.runner import run_sweep, status_table
+    from harness.experiments.sweep import load_sweep
 
     sweep = load_sweep(args.file, _executor_overrides(args))
     if args.status:

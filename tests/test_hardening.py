@@ -308,7 +308,7 @@ def test_workers_ignore_modules_in_the_working_directory(tmp_path):
 
 
 def test_dotted_exception_names_are_the_sweep_error(tmp_path):
-    from harness.experiments.sweep import Job, _error_of
+    from harness.experiments.runner import Job, _error_of
 
     log = tmp_path / "x.log"
     log.write_text("Traceback (most recent call last):\n  File \"x\", line 1\nharness.config.ConfigError: train.lr: bad\n")
@@ -320,7 +320,8 @@ def test_corrupt_summary_and_config_name_the_file_and_the_rest_go_on(tmp_path):
     import sys
 
     from harness.analysis.report import load_results
-    from harness.experiments.sweep import load_sweep, status_table
+    from harness.experiments.runner import status_table
+    from harness.experiments.sweep import load_sweep
 
     path = tiny_sweep(tmp_path, seeds=[0, 1, 2])
     assert subprocess.run([sys.executable, "-m", "harness.cli", "sweep", str(path)], cwd=REPO, capture_output=True).returncode == 0

@@ -15,7 +15,8 @@ from conftest import learning
 
 from harness.config import ConfigError
 from harness.core.store import read_jsonl
-from harness.experiments.sweep import Progress, cell_state, load_sweep, parse_sweep, plan_jobs, run_sweep
+from harness.experiments.runner import Progress, cell_state, plan_jobs, run_sweep
+from harness.experiments.sweep import load_sweep, parse_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_BASE = {

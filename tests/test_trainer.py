@@ -12,7 +12,8 @@ import torch
 from conftest import TINY, crash_at_step, learning, tiny_run_config
 
 from harness.config import load_config
-from harness.core.trainer import Trainer, pass_at_k
+from harness.core.evaluation import pass_at_k
+from harness.core.trainer import Trainer
 from harness.experiments.pretrain import warm_start, warm_start_report
 
 
@@ -266,7 +267,7 @@ def test_charged_seconds_are_cpu_time_and_wall_clock_is_kept_beside(monkeypatch)
 
 def test_early_evaluations_and_configs_written_before_a_field_existed(tmp_path):
     from harness.config import changed_fields
-    from harness.core.trainer import next_eval_point
+    from harness.core.evaluation import next_eval_point
     from harness.registry import resolved_config
 
     points, p = [], 0.0

@@ -8,7 +8,6 @@ from a checkpoint draws exactly what the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from harness.config import RunConfig, changed_fields
+from harness.core.evaluation import check_prompt_lengths, eval_sampling_se, next_eval_point, pass_at_k
 from harness.core.ledger import Ledger
 from harness.core.mismatch import correction_weights, mismatch_stats
 from harness.core.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
@@ -29,7 +29,6 @@ from harness.engines.sampler import build_engine
 from harness.plain import ConfigError
 from harness.registry import ALGORITHMS, TASKS, resolve_plugins, resolved_config
 from harness.signals import Interrupted, stop_requests
-from tasks.base import DataError
 
 STREAMS = {"prompts": 1, "sample": 2, "minibatch": 3, "eval": 4}
 EVAL_STEP = -1  # stream step used for every evaluation: the same noise at each point (common random numbers)
@@ -40,48 +39,6 @@ def derive_seed(seed: int, step: int, stream: str, round_index: int = 0, offset:
     offset); offset 0 leaves the entropy as it always was, so existing runs reproduce bit for bit."""
     entropy = [seed, step + 2, STREAMS[stream], round_index] + ([offset] if offset else [])
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def pass_at_k(n: int, c: torch.Tensor, k: int) -> torch.Tensor:
-    """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k). c [M] -> [M]."""
-    if k > n:
-        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
-    table = torch.tensor([1.0 - math.comb(n - j, k) / math.comb(n, k) if n - j >= k else 1.0 for j in range(n + 1)], dtype=torch.float64)
-    return table[c.long()]
-
-
-def next_eval_point(point: float, every: float, early: int) -> float:
-    """The evaluation after `point`: 0, then every / 2**early, ..., every / 2 (the `early` extra points), then
-    every multiple of `every`."""
-    if point < every:
-        for k in range(early, 0, -1):
-            if every / 2**k > point:
-                return every / 2**k
-        return every
-    return (math.floor(point / every + 1e-9) + 1) * every
-
-
-def eval_sampling_se(correct: torch.Tensor, n: int) -> float:
-    """Standard error of mean accuracy from the sampling alone, the prompts held fixed (every run and method
-    is evaluated on the same prompts, so this is the eval noise a paired comparison sees): sqrt(sum_i
-    p_i (1 - p_i) / (n - 1)) / P with p_i = correct_i / n, unbiased per prompt. correct [P] of n samples each."""
-    if n < 2:
-        return float("nan")
-    p = correct.double() / n
-    return math.sqrt(float((p * (1 - p)).sum()) / (n - 1)) / len(p)
-
-
-def check_prompt_lengths(problems: list, prompts: list[list[int]], max_new_tokens: int, limit: int | None) -> None:
-    """DataError naming the first problem (its `file:line` when the task records one) whose prompt tokens plus
-    max_new_tokens exceed the policy's positions: caught at load, not as a huge allocation on step 0."""
-    if limit is None:
-        return
-    over = [i for i, ids in enumerate(prompts) if len(ids) + max_new_tokens > limit]
-    if over:
-        i = over[0]
-        where = problems[i].meta.get("source", f"problem {problems[i].prompt[:40]!r}")
-        raise DataError(f"{where}: prompt is {len(prompts[i])} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
-                        f"policy's {limit} positions ({len(over)} of {len(prompts)} problems do); shorten or drop them")
 
 
 @dataclass
