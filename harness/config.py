@@ -29,7 +29,7 @@ from harness.plain import (  # noqa: F401  re-exported: the names plugins and ca
     to_dict,
     with_location,
 )
-from harness.registry import resolve_plugins
+from harness.registry import ALGORITHMS, TASKS, resolve_plugins
 
 
 @dataclass
@@ -217,6 +217,13 @@ def changed_fields(stored: dict, current: dict) -> list[str]:
     stored config lacks counts only if its current value is not RunConfig's default: runs written before a
     field existed behaved as its default does, so they stay valid (resumable, complete) after an upgrade."""
     defaults = to_dict(RunConfig())
+    for section, registry, name in (("task_args", TASKS, current.get("task")), ("algo_args", ALGORITHMS, current.get("algo"))):
+        try:  # a plugin's own defaults: a field added to a task or algorithm config must not orphan older runs either
+            preset = registry.get(name).config
+        except ConfigError:  # an unknown plugin is reported elsewhere; compare as before
+            continue
+        if preset is not None:
+            defaults[section] = to_dict(preset)
 
     def get(data: dict, dotted: str) -> Any:
         for part in dotted.split("."):

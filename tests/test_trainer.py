@@ -1,4 +1,5 @@
 """Short real runs through the whole step: learning, determinism, resume, ledger consistency, store, W&B."""
+import copy
 import json
 import signal
 import subprocess
@@ -284,3 +285,11 @@ def test_early_evaluations_and_configs_written_before_a_field_existed(tmp_path):
     del stored["budget"]["eval_early"]
     assert changed_fields(stored, resolved_config(cfg)) == []
     assert changed_fields(stored, resolved_config(tiny_run_config(tmp_path, "budget.eval_early=1"))) == ["budget.eval_early"]
+    # the same for a field added to a task's or an algorithm's own config (task_args.answer, policy.dtype came later)
+    for algo, task in (("grpo", "arithmetic"), ("pods", "countdown")):
+        current = resolved_config(tiny_run_config(tmp_path, f"algo={algo}", f"task={task}"))
+        older = copy.deepcopy(current)
+        del older["task_args"]["answer"], older["policy"]["dtype"]
+        assert changed_fields(older, current) == []
+        hashed = resolved_config(tiny_run_config(tmp_path, f"algo={algo}", f"task={task}", "task_args.answer=hash"))
+        assert changed_fields(older, hashed) == ["task_args.answer"]
