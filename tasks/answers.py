@@ -14,9 +14,7 @@ Pure text functions: no model output is ever evaluated.
 from __future__ import annotations
 
 import re
-from typing import Callable, Literal
-
-Format = Literal["whole", "boxed", "hash", "last_number", "last_line", "letter"]
+from typing import Callable, NamedTuple
 
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?")
 _LETTER_PATTERNS = [
@@ -71,28 +69,32 @@ def letter(text: str) -> str | None:
     return None
 
 
-EXTRACT: dict[str, Callable[[str], str | None]] = {
-    "whole": whole, "boxed": boxed, "hash": hash_answer, "last_number": last_number, "last_line": last_line, "letter": letter,
+class AnswerFormat(NamedTuple):
+    extract: Callable[[str], str | None]  # the answer in a completion, or None
+    instruction: str  # appended to every prompt
+    written: str  # the shortest completion holding answer {} (what a warm start imitates)
+
+
+FORMATS: dict[str, AnswerFormat] = {
+    "whole": AnswerFormat(whole, "", "{}"),
+    "boxed": AnswerFormat(boxed, "\nPut the final answer within \\boxed{}.", "\\boxed{{{}}}"),
+    "hash": AnswerFormat(hash_answer, "\nWrite the final answer on the last line after ####.", "#### {}"),
+    "last_number": AnswerFormat(last_number, "\nEnd with the final answer as a number.", "{}"),
+    "last_line": AnswerFormat(last_line, "\nWrite the final answer alone on the last line.", "{}"),
+    "letter": AnswerFormat(letter, "\nAnswer with the letter of the correct option.", "{}"),
 }
 
-INSTRUCTION = {
-    "whole": "",
-    "boxed": "\nPut the final answer within \\boxed{}.",
-    "hash": "\nWrite the final answer on the last line after ####.",
-    "last_number": "\nEnd with the final answer as a number.",
-    "last_line": "\nWrite the final answer alone on the last line.",
-    "letter": "\nAnswer with the letter of the correct option.",
-}
 
-
-WRITTEN = {"whole": "{}", "boxed": "\\boxed{{{}}}", "hash": "#### {}", "last_number": "{}", "last_line": "{}", "letter": "{}"}
+def instruction(fmt: str) -> str:
+    """What a prompt gets appended in format `fmt` ('' for formats this module does not define, e.g. auto)."""
+    return FORMATS[fmt].instruction if fmt in FORMATS else ""
 
 
 def written(fmt: str, answer: str) -> str:
     """An answer as the shortest completion in format `fmt` (what a warm start imitates)."""
-    return WRITTEN[fmt].format(answer)
+    return FORMATS[fmt].written.format(answer)
 
 
 def extract(fmt: str, text: str) -> str | None:
-    """The answer of `text` in format `fmt` (one of EXTRACT), or None."""
-    return EXTRACT[fmt](text)
+    """The answer of `text` in format `fmt` (one of FORMATS), or None."""
+    return FORMATS[fmt].extract(text)

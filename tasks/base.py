@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from harness.config import ConfigError, doc, require_positive
-from tasks.answers import INSTRUCTION, WRITTEN, extract, written
+from tasks.answers import FORMATS, extract, instruction, written
 
 
 class DataError(ValueError):
@@ -147,7 +147,7 @@ class Task:
 
     def oracle_completion(self, problem: Problem) -> str:
         """The oracle answer written in task_args.answer's format (what the embedded warm start imitates)."""
-        return written(self.answer_format, problem.answer) if self.answer_format in WRITTEN else problem.answer
+        return written(self.answer_format, problem.answer) if self.answer_format in FORMATS else problem.answer
 
     def answer_of(self, completion: str) -> str:
         """The part of a completion the checker reads (task_args.answer); '' when the completion holds none."""
@@ -185,7 +185,7 @@ class Task:
             seen.add(p.key)
             split = "eval" if _is_eval(p.key) else "train"
             if len(out[split]) < want[split]:  # the instruction is added after the split: the same problems in each format
-                out[split].append(dataclasses.replace(p, prompt=p.prompt + INSTRUCTION[self.answer_format]))
+                out[split].append(dataclasses.replace(p, prompt=p.prompt + instruction(self.answer_format)))
         return out
 
     def problems(self, split: str) -> list[Problem]:

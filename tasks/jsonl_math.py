@@ -14,7 +14,7 @@ from pathlib import Path
 import tasks.mathcheck as mathcheck
 from harness.config import ConfigError, doc, require_positive
 from harness.registry import TASKS
-from tasks.answers import INSTRUCTION, extract
+from tasks.answers import extract, instruction
 from tasks.base import DataError, Problem, Task, file_splits, jsonl_objects
 
 ANSWER_FORMATS = ("auto", "boxed", "hash", "last_number", "last_line", "letter")
@@ -72,7 +72,7 @@ def read_jsonl(path: str | Path, cfg: JsonlMathConfig) -> list[Problem]:
             meta, oracle = {"gold": gold.strip().upper(), "source": f"{path}:{n}"}, gold.strip().upper()
         else:
             meta, oracle = math_gold(gold, f"{path}:{n}"), oracle_answer(gold)
-        prompt = cfg.prompt_template.format(question=question) + INSTRUCTION.get(cfg.answer, "")
+        prompt = cfg.prompt_template.format(question=question) + instruction(cfg.answer)
         problems.append(Problem(prompt, oracle, {}, meta))
     if not problems:
         raise DataError(f"{path}: no problems in file")

@@ -451,7 +451,7 @@ def test_closed_stdout_is_not_a_traceback():
 
 
 def test_cache_is_the_user_cache_directory(monkeypatch, tmp_path):
-    from harness.experiments.pretrain import cache_root
+    from harness.core.store import cache_root
 
     monkeypatch.delenv("RLVR_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -80,6 +80,14 @@ def exclusive(path: Path, what: str):
         yield
 
 
+def cache_root() -> Path:
+    """RLVR_CACHE, else the user cache directory (XDG_CACHE_HOME, default ~/.cache)/rlvr-harness: never a folder
+    inside the installed package."""
+    if os.environ.get("RLVR_CACHE"):
+        return Path(os.environ["RLVR_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlvr-harness"
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a torn (unterminated or unparsable) last line is ignored."""
     if not path.exists():

@@ -45,8 +45,7 @@ def checkpoint_dir(spec: str) -> Path:
     path = source_path(spec)
     if path.suffix != ".gguf":
         return path
-    from harness.core.store import exclusive
-    from harness.experiments.pretrain import cache_root
+    from harness.core.store import cache_root, exclusive
 
     st = path.stat()
     out = cache_root() / "checkpoints" / f"{path.stem}-{st.st_size}-{int(st.st_mtime)}"

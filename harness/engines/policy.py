@@ -4,6 +4,7 @@ Also the one function the trainer uses to score sequences: `completion_logprobs`
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import string
@@ -287,7 +288,13 @@ def _row_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: floa
 
 def keep_last(model: torch.nn.Module, n: int) -> dict:
     """Forward kwargs that make `model` compute logits for its last n positions only, if its forward can."""
-    return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    return {"logits_to_keep": n} if _forward_takes(type(model), "logits_to_keep") else {}
+
+
+@functools.cache
+def _forward_takes(cls: type, name: str) -> bool:
+    """Whether cls.forward has parameter `name` (read once per class: completion_logprobs runs every mini-batch)."""
+    return name in inspect.signature(cls.forward).parameters
 
 
 def supervised_loss(model: torch.nn.Module, prompts: list[list[int]], targets: list[list[int]], pad_id: int, pixel_values: torch.Tensor | None = None) -> torch.Tensor:

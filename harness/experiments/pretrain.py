@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from harness.config import RunConfig
 from harness.core.rollouts import sample_and_score
-from harness.core.store import atomic_torch_save, atomic_write, exclusive
+from harness.core.store import atomic_torch_save, atomic_write, cache_root, exclusive
 from harness.engines.policy import embedded_policy, supervised_loss
 from harness.engines.sampler import build_engine
 from harness.plain import config_hash, to_dict
@@ -26,14 +26,6 @@ from harness.signals import Interrupted, stop_requests
 
 SAMPLES_PER_CHECK = 8
 WARMUP_STEPS = 50
-
-
-def cache_root() -> Path:
-    """RLVR_CACHE, else the user cache directory (XDG_CACHE_HOME, default ~/.cache)/rlvr-harness: never a folder
-    inside the installed package."""
-    if os.environ.get("RLVR_CACHE"):
-        return Path(os.environ["RLVR_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlvr-harness"
 
 
 def warm_start_dir(cfg: RunConfig) -> Path:
