@@ -14,6 +14,7 @@ import torch
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.core.rollouts import RolloutBatch, effective_groups
+from harness.core.stages import Diagnostic
 from harness.registry import ALGORITHMS
 
 
@@ -36,6 +37,12 @@ class DAPOConfig(GRPOConfig):
 )
 class DAPO(GRPO):
     cfg: DAPOConfig
+    diagnostics = {
+        **GRPO.diagnostics,
+        "dapo/rounds": Diagnostic("generation rounds this step"),
+        "dapo/hit_cap": Diagnostic("steps that stopped at max_rounds short of the target"),
+        "dapo/effective_groups": Diagnostic("effective groups generated this step"),
+    }
 
     def collect(self, ctx) -> RolloutBatch:
         target = ctx.train_cfg.prompts_per_step
@@ -47,7 +54,7 @@ class DAPO(GRPO):
             n_effective += int(effective_groups(b.rewards, b.group_ids).sum())
             batches.append(b)
             rounds += 1
-        self.diagnostics.update({"dapo/rounds": rounds, "dapo/hit_cap": float(n_effective < target), "dapo/effective_groups": n_effective})
+        ctx.log(**{"dapo/rounds": rounds, "dapo/hit_cap": float(n_effective < target), "dapo/effective_groups": n_effective})
         return ctx.cat(batches)
 
     def select(self, ctx, batch: RolloutBatch) -> RolloutBatch:

@@ -10,16 +10,14 @@ PPO clip-higher / token-mean (DAPO, arXiv 2503.14476), KL estimators k1/k2/k3 (S
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 import torch
 
 from harness.config import ConfigError, doc
 from harness.core.rollouts import RolloutBatch
+from harness.core.stages import Diagnostic, LossInputs, Needs, StepContext
 from harness.registry import ALGORITHMS
-
-if TYPE_CHECKING:
-    from harness.core.trainer import StepContext
 
 LossAgg = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
 
@@ -126,6 +124,40 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, kind: Literal["k1", 
     raise ValueError(f"kl estimator: unknown {kind!r}")
 
 
+def offpolicy_stats(replayed: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, truncated: torch.Tensor,
+                    clipped: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-mini-batch statistics of a weighted update with replayed rows (detached scalars).
+
+    replayed [B] bool; mask, weight, truncated (bool), clipped (bool) [B, L]. On replayed tokens: the weights' mean,
+    max, truncated share and effective sample size (sum w)^2 / (n sum w^2), and the clipped share; on fresh tokens
+    the clipped share. A key is absent when its tokens are.
+    """
+    stats = {}
+    rep = replayed[:, None] & mask.bool()
+    if rep.any():
+        wr = weight[rep]
+        stats.update({
+            "offpolicy/is_weight_mean": wr.mean(),
+            "offpolicy/is_weight_max": wr.max(),
+            "offpolicy/is_weight_clipfrac": truncated[rep].float().mean(),
+            "offpolicy/ess": wr.sum() ** 2 / (len(wr) * (wr**2).sum()).clamp_min(1e-12),
+            "clip/frac_replayed": clipped[rep].float().mean(),
+        })
+    fresh = ~replayed[:, None] & mask.bool()
+    if fresh.any():
+        stats["clip/frac_fresh"] = clipped[fresh].float().mean()
+    return {k: v.detach() for k, v in stats.items()}
+
+
+@dataclass
+class Weighting:
+    """How each token's clipped policy-gradient term is centred and weighted, all [B, L]."""
+
+    centre: torch.Tensor  # log-probs the ratio is clipped around (PPO: pi_old)
+    weight: torch.Tensor | None = None  # stop-gradient weight of the term; None = 1
+    truncated: torch.Tensor | None = None  # bool, weights truncated or masked; None = no off-policy weight in play
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Config and stages
 
@@ -160,11 +192,21 @@ class GRPOConfig:
 
 @ALGORITHMS.register("grpo", config=GRPOConfig(), description="GRPO: group-normalised advantages, PPO clip, token-mean", paper="arXiv:2402.03300")
 class GRPO:
-    """Default stages: uniform prompts, G samples each, keep all, group-normalised advantages, PPO clip."""
+    """Default stages (harness/core/stages.py): uniform prompts, G samples each, keep all, group-normalised
+    advantages, PPO clip."""
+
+    diagnostics: ClassVar[dict[str, Diagnostic]] = {
+        "clip/frac": Diagnostic("share of tokens on the clipped branch"),
+        "train/pg_loss": Diagnostic("policy-gradient loss"),
+        "train/kl": Diagnostic("KL to the initial policy (kl_coef > 0)"),
+        "train/entropy": Diagnostic("token entropy (entropy_coef > 0)"),
+    }
 
     def __init__(self, cfg: GRPOConfig):
         self.cfg = cfg
-        self.diagnostics: dict = {}  # stage diagnostics of the current step, merged into its metrics row
+
+    def needs(self) -> Needs:
+        return Needs(ref_model=self.cfg.kl_coef > 0, entropy=self.cfg.entropy_coef > 0)
 
     # plan -> generate -> score: prompts and a group size per prompt
     def plan(self, ctx: StepContext) -> tuple[torch.Tensor, list[int]]:
@@ -181,40 +223,39 @@ class GRPO:
         """Which rollouts to train on (drop others via ctx.discard so the ledger knows why)."""
         return batch
 
-    def advantages(self, batch: RolloutBatch) -> torch.Tensor:
+    def advantages(self, ctx: StepContext, batch: RolloutBatch) -> torch.Tensor:
         """[B] advantages of the selected batch."""
         c = self.cfg
         return group_advantages(batch.rewards, batch.group_ids, c.baseline, c.adv_norm, c.adv_eps)
 
-    def loss(
-        self,
-        batch: RolloutBatch,
-        advantages: torch.Tensor,
-        logp: torch.Tensor,
-        old_logp: torch.Tensor,
-        ref_logp: torch.Tensor | None,
-        entropy: torch.Tensor | None,
-        norm_len: int,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Scalar loss of one mini-batch and its per-token diagnostics (all [B, L] tensors [B] rows)."""
-        c = self.cfg
-        mask = batch.completion_mask
-        pg, clipped = ppo_clip_loss(logp, old_logp, advantages, c.clip_low, c.clip_high, c.dual_clip)
-        if batch.token_weights is not None:  # the trainer's engine-mismatch correction
-            pg = pg * batch.token_weights
-        pg_loss = aggregate(pg, mask, c.loss_agg, norm_len)
-        stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach(), "train/pg_loss": pg_loss.detach()}
-        return self.regularise(pg_loss, stats, logp, ref_logp, entropy, mask, norm_len), stats
+    def weighting(self, inp: LossInputs) -> Weighting:
+        """The trust region's centre and the tokens' weights: PPO clips around pi_old, unweighted (POPO overrides)."""
+        return Weighting(inp.old_logp)
 
-    def regularise(self, total, stats, logp, ref_logp, entropy, mask, norm_len) -> torch.Tensor:
-        """Add the KL penalty to pi_ref and subtract the entropy bonus (shared by every method's loss)."""
+    def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Scalar loss of one mini-batch and its diagnostics (detached scalars)."""
         c = self.cfg
-        if ref_logp is not None and c.kl_coef > 0:
-            kl = aggregate(kl_estimate(logp, ref_logp, c.kl_estimator), mask, c.loss_agg, norm_len)
+        mask = inp.batch.completion_mask
+        wt = self.weighting(inp)
+        pg, clipped = ppo_clip_loss(inp.logp, wt.centre, inp.advantages, c.clip_low, c.clip_high, c.dual_clip)
+        weight = wt.weight
+        if inp.engine_weights is not None:  # the trainer's engine-mismatch correction (1 on replayed rows)
+            weight = inp.engine_weights if weight is None else weight * inp.engine_weights
+        pg_loss = aggregate(pg if weight is None else pg * weight, mask, c.loss_agg, inp.norm_len)
+        stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach(), "train/pg_loss": pg_loss.detach()}
+        if wt.truncated is not None:
+            stats.update(offpolicy_stats(inp.batch.replayed, mask, weight, wt.truncated, clipped))
+        return self.regularise(pg_loss, stats, inp), stats
+
+    def regularise(self, total: torch.Tensor, stats: dict, inp: LossInputs) -> torch.Tensor:
+        """Add the KL penalty to pi_ref and subtract the entropy bonus (logging both into stats)."""
+        c, mask = self.cfg, inp.batch.completion_mask
+        if inp.ref_logp is not None and c.kl_coef > 0:
+            kl = aggregate(kl_estimate(inp.logp, inp.ref_logp, c.kl_estimator), mask, c.loss_agg, inp.norm_len)
             total = total + c.kl_coef * kl
             stats["train/kl"] = kl.detach()
-        if entropy is not None:
-            ent = aggregate(entropy, mask, c.loss_agg, norm_len)
+        if inp.entropy is not None:
+            ent = aggregate(inp.entropy, mask, c.loss_agg, inp.norm_len)
             total = total - c.entropy_coef * ent
             stats["train/entropy"] = ent.detach()
         return total

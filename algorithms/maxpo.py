@@ -27,6 +27,7 @@ import torch
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.core.rollouts import RolloutBatch
+from harness.core.stages import Diagnostic
 from harness.registry import ALGORITHMS
 
 Estimator = Literal["pkpo", "loo", "l2o"]
@@ -134,8 +135,13 @@ class MaxPOConfig(GRPOConfig):
 )
 class MaxPO(GRPO):
     cfg: MaxPOConfig
+    diagnostics = {
+        **GRPO.diagnostics,
+        "maxpo/adv_group_sum_abs": Diagnostic("|sum of a group's advantages| (0 when centered)"),
+        "maxpo/adv_mean": Diagnostic("mean advantage"),
+    }
 
-    def advantages(self, batch: RolloutBatch) -> torch.Tensor:
+    def advantages(self, ctx, batch: RolloutBatch) -> torch.Tensor:
         c = self.cfg
         r = batch.rewards.double()
         if c.objective == "pass":
@@ -152,6 +158,6 @@ class MaxPO(GRPO):
                 adv = adv / (adv.std(-1, keepdim=True) + c.adv_eps)
             out[rows] = adv
         group_sums = torch.zeros(batch.num_groups, dtype=torch.float64).index_add_(0, batch.group_ids, out)
-        self.diagnostics["maxpo/adv_group_sum_abs"] = group_sums.abs().mean().item()  # 0 for l2o/loo: centered
-        self.diagnostics["maxpo/adv_mean"] = out.mean().item()
+        ctx.log(**{"maxpo/adv_group_sum_abs": group_sums.abs().mean().item(),  # 0 for l2o/loo: centered
+                   "maxpo/adv_mean": out.mean().item()})
         return out.float()

@@ -15,6 +15,7 @@ import torch
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.core.rollouts import RolloutBatch
+from harness.core.stages import Diagnostic
 from harness.registry import ALGORITHMS
 
 
@@ -91,6 +92,12 @@ class PODSConfig(GRPOConfig):
 )
 class PODS(GRPO):
     cfg: PODSConfig
+    diagnostics = {
+        **GRPO.diagnostics,
+        "pods/kept_frac": Diagnostic("share of generated rollouts kept"),
+        "pods/kept_reward_var": Diagnostic("kept reward variance (PODS)", plot=True),
+        "pods/generated_reward_var": Diagnostic("generated reward variance"),
+    }
 
     def collect(self, ctx) -> RolloutBatch:
         idx, _ = self.plan(ctx)
@@ -111,7 +118,7 @@ class PODS(GRPO):
         keep[rows[chosen]] = True
         kept_var = r[chosen].view(len(r), m).var(-1, unbiased=False)
         ctx.discard(batch.index(~keep), "downsampled")
-        self.diagnostics.update({
+        ctx.log(**{
             "pods/kept_frac": keep.float().mean().item(),
             "pods/kept_reward_var": kept_var.mean().item(),
             "pods/generated_reward_var": r.var(-1, unbiased=False).mean().item(),

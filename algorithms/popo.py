@@ -17,41 +17,14 @@ from typing import Literal
 
 import torch
 
-from algorithms.grpo import GRPO, GRPOConfig, aggregate, kl_estimate, ppo_clip_loss
+from algorithms.grpo import GRPO, GRPOConfig, Weighting, aggregate, kl_estimate
 from harness.config import ConfigError, doc
+from harness.core.importance import importance_weights
 from harness.core.rollouts import RolloutBatch, effective_groups
+from harness.core.stages import Diagnostic, LossInputs, Needs
 from harness.registry import ALGORITHMS
 
-
-def behaviour_weights(
-    prox_logp: torch.Tensor,
-    behav_logp: torch.Tensor,
-    mask: torch.Tensor,
-    replayed: torch.Tensor,
-    level: Literal["token", "sequence", "sequence_geomean"] = "token",
-) -> torch.Tensor:
-    """Importance weights pi_prox / mu per token [B, L] (exactly 1 on fresh rows, 0 where masked).
-
-    token: per-token ratio; sequence: product over the sequence's tokens; sequence_geomean: its geometric mean
-    (GSPO-style, length-independent). No gradient flows through the weights.
-    """
-    log_r = ((prox_logp - behav_logp) * mask).detach()
-    if level == "sequence":
-        log_r = log_r.sum(-1, keepdim=True).expand_as(log_r)
-    elif level == "sequence_geomean":
-        log_r = (log_r.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1)).expand_as(log_r)
-    elif level != "token":
-        raise ValueError(f"is_level: unknown {level!r}")
-    w = torch.where(replayed[:, None], torch.exp(log_r), torch.ones_like(log_r))
-    return w * mask
-
-
-def truncate_weights(w: torch.Tensor, cap: float | None, mode: Literal["clamp", "mask"]) -> tuple[torch.Tensor, torch.Tensor]:
-    """min(w, C) (clamp) or w * 1[w <= C] (mask); returns (weights, capped-token indicator)."""
-    if cap is None:
-        return w, torch.zeros_like(w, dtype=torch.bool)
-    capped = w > cap
-    return (w.clamp(max=cap) if mode == "clamp" else w * ~capped), capped
+CAP_MODES = {"clamp": "truncate", "mask": "mask"}  # is_cap_mode -> importance_weights' truncation
 
 
 @dataclass
@@ -90,11 +63,28 @@ class Entry:
 )
 class POPO(GRPO):
     cfg: POPOConfig
+    diagnostics = {
+        **GRPO.diagnostics,
+        "replay/groups": Diagnostic("groups replayed this step"),
+        "replay/leftover_groups": Diagnostic("ineffective groups kept for want of buffered ones"),
+        "replay/buffer_groups": Diagnostic("groups in the buffer"),
+        "replay/reuse_mean": Diagnostic("times a replayed group has been replayed"),
+        "offpolicy/staleness": Diagnostic("staleness (steps)", plot=True),
+        "offpolicy/is_weight_mean": Diagnostic("IS weight mean (replayed)", plot=True),
+        "offpolicy/is_weight_max": Diagnostic("IS weight max (replayed)"),
+        "offpolicy/is_weight_clipfrac": Diagnostic("share of replayed tokens whose IS weight was truncated"),
+        "offpolicy/ess": Diagnostic("effective sample size of the IS weights (replayed)"),
+        "clip/frac_replayed": Diagnostic("clipped share, replayed tokens"),
+        "clip/frac_fresh": Diagnostic("clipped share, fresh tokens"),
+    }
 
     def __init__(self, cfg: POPOConfig):
         super().__init__(cfg)
         self.buffer: deque[Entry] = deque()
         self._fresh: RolloutBatch | None = None  # this step's groups to store once the update is done
+
+    def needs(self) -> Needs:
+        return replace(super().needs(), rescoring=self.cfg.priority == "kl", replay=self.cfg.replay)
 
     # -- select: replace ineffective groups -------------------------------------------------------------------
     def select(self, ctx, batch: RolloutBatch) -> RolloutBatch:
@@ -110,7 +100,7 @@ class POPO(GRPO):
         for e in replayed:
             e.reuse += 1
         ages = [ctx.step - int(e.group.birth_step[0]) for e in replayed]
-        self.diagnostics.update({
+        ctx.log(**{
             "replay/groups": len(replayed),
             "replay/leftover_groups": len(left_ids),
             "replay/buffer_groups": len(self.buffer),
@@ -136,45 +126,20 @@ class POPO(GRPO):
 
     def _kl_to_prox(self, ctx, group: RolloutBatch) -> float:
         """Mean per-token k3 KL(mu || pi_prox) estimate of a buffered group (an extra forward, charged)."""
-        prox = ctx.trainer.score_no_grad(group)
+        prox = ctx.score(group)
         mask = group.completion_mask.to(prox.device)
         return float(aggregate(kl_estimate(group.behav_logp.to(prox.device), prox, "k3"), mask, "token-mean"))
 
-    # -- loss: decoupled objective -----------------------------------------------------------------------------
-    def loss(self, batch, advantages, logp, old_logp, ref_logp, entropy, norm_len):
-        c = self.cfg
-        mask = batch.completion_mask
-        behav = batch.behav_logp
+    # -- loss: the decoupled objective changes only the trust region's centre and the tokens' weights ----------
+    def weighting(self, inp: LossInputs) -> Weighting:
+        c, b = self.cfg, inp.batch
+        none = torch.zeros_like(b.replayed)
         if c.is_weight == "behaviour_clip":  # trust region around mu for replayed rows, no weight
-            centre = torch.where(batch.replayed[:, None], behav, old_logp)
-            w = mask.float()
-        else:
-            centre = old_logp
-            w = behaviour_weights(old_logp, behav, mask, batch.replayed, c.is_level)
-            if c.is_weight == "none":
-                w = mask.float()
-        w, capped = truncate_weights(w, c.is_cap, c.is_cap_mode)
-        if batch.token_weights is not None:  # the trainer's engine-mismatch correction (1 on replayed rows)
-            w = w * batch.token_weights
-        pg, clipped = ppo_clip_loss(logp, centre, advantages, c.clip_low, c.clip_high, c.dual_clip)
-        total = aggregate(w * pg, mask, c.loss_agg, norm_len)
-        stats = {"clip/frac": aggregate(clipped.float(), mask, "token-mean").detach()}
-        rep = batch.replayed[:, None] & mask.bool()
-        if rep.any():
-            wr = w[rep]
-            stats.update({
-                "offpolicy/is_weight_mean": wr.mean(),
-                "offpolicy/is_weight_max": wr.max(),
-                "offpolicy/is_weight_clipfrac": capped[rep].float().mean(),
-                "offpolicy/ess": wr.sum() ** 2 / (len(wr) * (wr**2).sum()).clamp_min(1e-12),
-                "clip/frac_replayed": clipped[rep].float().mean(),
-            })
-        fresh = ~batch.replayed[:, None] & mask.bool()
-        if fresh.any():
-            stats["clip/frac_fresh"] = clipped[fresh].float().mean()
-        stats["train/pg_loss"] = total.detach()
-        total = self.regularise(total, stats, logp, ref_logp, entropy, mask, norm_len)
-        return total, {k: v.detach() for k, v in stats.items()}
+            centre, weighted = torch.where(b.replayed[:, None], b.behav_logp, inp.old_logp), none
+        else:  # w = pi_prox / mu on replayed rows (pi_prox = pi_old); is_weight none: w = 1 (POPO-pi_old)
+            centre, weighted = inp.old_logp, b.replayed if c.is_weight == "decoupled" else none
+        w, truncated = importance_weights(inp.old_logp, b.behav_logp, b.completion_mask, weighted, c.is_level, c.is_cap, CAP_MODES[c.is_cap_mode])
+        return Weighting(centre, w, truncated)
 
     # -- after the update: insert this step's groups ------------------------------------------------------------
     def after_step(self, ctx, batch: RolloutBatch) -> None:
@@ -191,4 +156,5 @@ class POPO(GRPO):
         return {"buffer": [({f.name: getattr(e.group, f.name) for f in fields(e.group)}, e.reuse) for e in self.buffer]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.buffer = deque(Entry(RolloutBatch(**g), reuse) for g, reuse in state["buffer"])
+        known = {f.name for f in fields(RolloutBatch)}  # checkpoints from before token_weights left the batch hold it
+        self.buffer = deque(Entry(RolloutBatch(**{k: v for k, v in g.items() if k in known}), reuse) for g, reuse in state["buffer"])

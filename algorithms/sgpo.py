@@ -22,6 +22,7 @@ import torch
 from algorithms.grpo import GRPO, GRPOConfig
 from harness.config import ConfigError, doc
 from harness.core.rollouts import RolloutBatch, effective_groups
+from harness.core.stages import Diagnostic
 from harness.registry import ALGORITHMS
 
 
@@ -72,6 +73,12 @@ class SGPOConfig(GRPOConfig):
 )
 class SGPO(GRPO):
     cfg: SGPOConfig
+    diagnostics = {
+        **GRPO.diagnostics,
+        **{f"sgpo/{k}_prompts": Diagnostic(f"{k} prompts at profiling") for k in ("profiled", "trivial", "unsolved", "learnable", "kept")},
+        "sgpo/phase": Diagnostic("curriculum phase"),
+        **{f"sgpo/group_size_{k}": Diagnostic(f"{k} group size this step") for k in ("mean", "min", "max")},
+    }
 
     def __init__(self, cfg: SGPOConfig):
         super().__init__(cfg)
@@ -93,7 +100,7 @@ class SGPO(GRPO):
         self.p_hat = p
         self.phases = self._build_phases(ctx, p)
         trivial, unsolved = int((p > c.tau_easy).sum()), int((p == 0).sum())
-        self.diagnostics.update({
+        ctx.log(**{
             "sgpo/profiled_prompts": len(p),
             "sgpo/trivial_prompts": trivial,
             "sgpo/unsolved_prompts": unsolved,
@@ -136,7 +143,7 @@ class SGPO(GRPO):
         if self.phase >= len(self.phases):  # curriculum done: all kept prompts at their own sizes
             ids = sorted({i for _, x in self.phases for i in x})
             g = 0
-        order = np.random.default_rng([ctx.trainer.cfg.seed, self.phase]).permutation(ids)
+        order = np.random.default_rng([ctx.seed, self.phase]).permutation(ids)
         take = [int(order[(self.cursor + j) % len(order)]) for j in range(min(n, len(order)))]
         self.cursor += len(take)
         idx = torch.tensor(take, dtype=torch.long)
@@ -146,8 +153,8 @@ class SGPO(GRPO):
             sizes = [bucket_size(float(self.p_hat[i]), c.group_min, c.group_max) for i in take]
         else:
             sizes = [ctx.train_cfg.group_size] * len(take)
-        self.diagnostics.update({"sgpo/phase": self.phase, "sgpo/group_size_mean": float(np.mean(sizes)),
-                                 "sgpo/group_size_min": min(sizes), "sgpo/group_size_max": max(sizes)})
+        ctx.log(**{"sgpo/phase": self.phase, "sgpo/group_size_mean": float(np.mean(sizes)),
+                   "sgpo/group_size_min": min(sizes), "sgpo/group_size_max": max(sizes)})
         return idx, sizes
 
     def select(self, ctx, batch: RolloutBatch) -> RolloutBatch:

@@ -14,11 +14,10 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from harness.config import load_config
-from harness.core.trainer import StepContext, Trainer
+from harness.core.trainer import Trainer
 
 SIZES = {
     "preset": ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2", "policy.intermediate_size=256"],
@@ -42,9 +41,9 @@ def _timed(fn) -> float:
 
 
 def one_batch(trainer: Trainer):
-    ctx = StepContext(0, np.random.default_rng(0), trainer)
+    ctx = trainer.context()
     batch = trainer.algo.select(ctx, trainer.algo.collect(ctx))
-    return batch, trainer.algo.advantages(batch)
+    return batch, trainer.algo.advantages(ctx, batch)
 
 
 def main() -> None:

@@ -191,6 +191,15 @@ class RunConfig:
                 value.validate()
 
 
+def build_run_config(data: dict) -> RunConfig:
+    """Plain data -> validated RunConfig, plugin sections checked: how every entry point (the CLI, a sweep's
+    cells, a tuner's trials, a worker) makes a run's config."""
+    cfg = from_dict(RunConfig, data)
+    cfg.validate()
+    resolve_plugins(cfg)
+    return cfg
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """YAML file (optional) + dotted overrides -> validated RunConfig, plugin sections checked too."""
     data: dict = {}
@@ -199,9 +208,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         data, lines = read_yaml(path)
     override_data = parse_overrides(overrides or [])
     try:
-        cfg = from_dict(RunConfig, deep_merge(data, override_data))
-        cfg.validate()
-        resolve_plugins(cfg)
+        cfg = build_run_config(deep_merge(data, override_data))
     except ConfigError as e:
         if path is None:
             raise

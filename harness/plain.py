@@ -127,6 +127,12 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def did_you_mean(name: Any, known: list[str], prefix: str = "") -> str:
+    """" (did you mean 'x'?)" for the closest known name, else "", for messages about an unknown name."""
+    close = difflib.get_close_matches(str(name), known, n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
 def from_dict(cls: type, data: Any, where: str = "") -> Any:
     """Build dataclass `cls` from a (nested) mapping, rejecting unknown keys with a did-you-mean hint."""
     prefix = f"{where}." if where else ""
@@ -137,9 +143,7 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(names)})"
-            raise ConfigError(f"unknown field '{prefix}{key}'{hint}")
+            raise ConfigError(f"unknown field '{prefix}{key}'" + (did_you_mean(key, names, prefix) or f" (known: {', '.join(names)})"))
         kwargs[key] = coerce(hints[key], value, f"{prefix}{key}")
     return cls(**kwargs)
 
@@ -268,13 +272,23 @@ def mentions(msg: str, key: str) -> bool:
     return f"'{key}'" in msg or msg.startswith(f"{key}:") or f" {key}:" in msg
 
 
+def locate(msg: str, key_lines: dict[str, int]) -> int | None:
+    """The line of the longest key (dotted, as error messages name fields) that the message names, if any."""
+    key = max((k for k in key_lines if mentions(msg, k)), key=len, default=None)
+    return key_lines[key] if key else None
+
+
+def located(where: str | Path, line: int | None, msg: str) -> ConfigError:
+    """A ConfigError prefixed `where:line:` (or `where:` when the line is unknown)."""
+    return ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}")
+
+
 def with_location(err: ConfigError, path: Path, file_lines: dict[str, int], cli_keys: list[str]) -> ConfigError:
     """Prefix `file:line` when the offending key came from the YAML file rather than the command line."""
     msg = str(err)
     if any(mentions(msg, k) for k in cli_keys):
         return err
-    key = max((k for k in file_lines if mentions(msg, k)), key=len, default=None)
-    return ConfigError(f"{path}:{file_lines[key]}: {msg}" if key else f"{path}: {msg}")
+    return located(path, locate(msg, file_lines), msg)
 
 
 def flat_keys(data: dict, prefix: str = "") -> list[str]:

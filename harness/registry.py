@@ -7,13 +7,12 @@ loads a module or object whose import registers it), without editing this reposi
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-from harness.plain import ConfigError, from_dict, to_dict
+from harness.plain import ConfigError, did_you_mean, from_dict, to_dict
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,7 @@ class Registry:
     def get(self, name: str) -> Entry:
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown {self.kind} '{name}'{hint}; known: {', '.join(self.names())}")
+            raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}; known: {', '.join(self.names())}")
         return self._entries[name]
 
     def build_config(self, name: str, overrides: dict, where: str) -> Any:

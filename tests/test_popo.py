@@ -1,4 +1,4 @@
-"""POPO: weights against hand-computed values, equivalence to GRPO through the real step, replay accounting,
+"""POPO (its weights: tests/test_importance.py): equivalence to GRPO through the real step, replay accounting,
 resume with the buffer, and every ablation switch."""
 import math
 
@@ -6,7 +6,6 @@ import pytest
 import torch
 from conftest import crash_at_step, learning, tiny_run_config
 
-from algorithms.popo import behaviour_weights, truncate_weights
 from harness.core.trainer import Trainer
 
 
@@ -17,23 +16,6 @@ def content_reward(problem, completion):
 
 def parity_reward(problem, completion):
     return float(len(completion) % 2 == 0)
-
-
-def test_behaviour_weights_hand_computed():
-    prox = torch.log(torch.tensor([[0.5, 0.2, 0.9], [0.3, 0.3, 0.3]]))
-    behav = torch.log(torch.tensor([[0.25, 0.4, 0.9], [0.6, 0.3, 0.3]]))
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    replayed = torch.tensor([True, False])
-    w = behaviour_weights(prox, behav, mask, replayed, "token")
-    assert torch.allclose(w, torch.tensor([[2.0, 0.5, 0.0], [1.0, 1.0, 1.0]]))
-    w = behaviour_weights(prox, behav, mask, replayed, "sequence")
-    assert torch.allclose(w[0], torch.tensor([1.0, 1.0, 0.0]))  # 2 x 0.5
-    w = behaviour_weights(prox, behav, mask, replayed, "sequence_geomean")
-    assert torch.allclose(w[0, :2], torch.ones(2))
-    w, capped = truncate_weights(torch.tensor([0.5, 3.0, 7.0]), 5.0, "clamp")
-    assert w.tolist() == [0.5, 3.0, 5.0] and capped.tolist() == [False, False, True]
-    w, _ = truncate_weights(torch.tensor([0.5, 3.0, 7.0]), 5.0, "mask")
-    assert w.tolist() == [0.5, 3.0, 0.0]
 
 
 def run(tmp_path, reward, *args):

@@ -1,16 +1,16 @@
 """Loop vs vectorised through the real step: a batch collected by the trainer, the algorithm's own loss."""
-import numpy as np
 import pytest
 import torch
 from conftest import tiny_run_config
 
-from harness.core.trainer import StepContext, Trainer
+from harness.core.stages import LossInputs
+from harness.core.trainer import Trainer
 from harness.engines.policy import completion_logprobs
 
 
 def real_batch(tmp_path, *overrides, task="countdown"):
     t = Trainer(tiny_run_config(tmp_path, f"task={task}", *overrides), progress=False)
-    batch = t.algo.collect(StepContext(0, np.random.default_rng(0), t))
+    batch = t.algo.collect(t.context())
     # an untrained policy solves nothing; give the groups mixed rewards so advantages are non-zero
     batch.rewards = torch.randint(0, 2, (len(batch),), generator=torch.Generator().manual_seed(0)).float()
     return t, batch
@@ -21,11 +21,11 @@ def real_batch(tmp_path, *overrides, task="countdown"):
 def test_vectorised_gradient_equals_per_sequence_loop(tmp_path, agg, task):
     t, batch = real_batch(tmp_path, f"algo_args.loss_agg={agg}", task=task)
     params = [p for p in t.model.parameters() if p.requires_grad]
-    adv = t.algo.advantages(batch)
+    adv = t.algo.advantages(t.context(), batch)
     assert adv.abs().sum() > 0
 
     logp, _ = completion_logprobs(t.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, pixel_values=batch.pixel_values)
-    loss, _ = t.algo.loss(batch, adv, logp, logp.detach(), None, None, t.max_new_tokens)
+    loss, _ = t.algo.loss(LossInputs(batch, adv, logp, logp.detach(), None, None, None, t.max_new_tokens))
     vec = torch.autograd.grad(loss, params)
 
     total_tokens = int(batch.completion_mask.sum())
@@ -55,13 +55,13 @@ def test_single_pass_shortcut_equals_frozen_old_logprobs(tmp_path):
     the one computed with a separately frozen pi_old pass."""
     t1, batch = real_batch(tmp_path)
     t2, _ = real_batch(tmp_path)
-    adv = t1.algo.advantages(batch)
+    adv = t1.algo.advantages(t1.context(), batch)
     t1.update(batch, adv)  # shortcut path
     # reference: frozen old log-probs from a separate no-grad pass, one optimizer step
     with torch.no_grad():
         old, _ = completion_logprobs(t2.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
     logp, _ = completion_logprobs(t2.model, batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
-    loss, _ = t2.algo.loss(batch, adv, logp, old, None, None, t2.max_new_tokens)
+    loss, _ = t2.algo.loss(LossInputs(batch, adv, logp, old, None, None, None, t2.max_new_tokens))
     t2.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(t2.model.parameters(), t2.cfg.train.grad_clip)
@@ -72,7 +72,7 @@ def test_single_pass_shortcut_equals_frozen_old_logprobs(tmp_path):
 
 def test_update_raises_logprob_of_rewarded_completions(tmp_path):
     t, batch = real_batch(tmp_path, "train.lr=1e-2")
-    adv = t.algo.advantages(batch)
+    adv = t.algo.advantages(t.context(), batch)
     args = (batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
     with torch.no_grad():
         before = completion_logprobs(t.model, *args)[0].sum(-1)

@@ -151,7 +151,7 @@ def test_wandb_run_held_by_a_dead_service_continues_in_a_new_run_with_the_store_
 
 def test_nan_loss_raises_and_is_recorded(tmp_path, monkeypatch):
     t = Trainer(tiny_run_config(tmp_path), progress=False)
-    monkeypatch.setattr(t.algo, "advantages", lambda batch: torch.full((len(batch),), float("nan")))
+    monkeypatch.setattr(t.algo, "advantages", lambda ctx, batch: torch.full((len(batch),), float("nan")))
     with pytest.raises(FloatingPointError):
         t.run()
     assert t.store.summary()["status"] == "failed" and "FloatingPointError" in t.store.summary()["error"]

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import torch
 
+from harness.core.importance import importance_weights
+
+LEVELS = {"token": "token", "seq": "sequence"}  # sampler.correction's names -> importance_weights'
+MODES = {"truncate": "truncate", "mask": "band"}
+
 
 def mismatch_stats(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Disagreement on the sampled tokens. trainer_logp (log pi_old), engine_logp (log mu), mask [B, L] -> scalars:
@@ -32,21 +37,9 @@ def correction_weights(
     trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor, fresh: torch.Tensor, kind: str, cap: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token loss weights [B, L] (no gradient) and which tokens were truncated or masked [B, L] bool.
-    trainer_logp, engine_logp, mask [B, L]; fresh [B] bool (rows generated this step); kind as in the module doc."""
-    log_r = ((trainer_logp - engine_logp) * mask).detach()
-    level, mode = kind.split("_")
-    if level == "seq":
-        log_r = log_r.sum(-1, keepdim=True).expand_as(log_r)
-    elif level != "token":
+    trainer_logp (log pi_old), engine_logp (log mu), mask [B, L]; fresh [B] bool (rows generated this step);
+    kind as in the module doc."""
+    level, _, mode = kind.partition("_")
+    if level not in LEVELS or mode not in MODES:
         raise ValueError(f"correction: unknown {kind!r}")
-    w = torch.exp(log_r)
-    if mode == "truncate":
-        hit = w > cap
-        w = w.clamp(max=cap)
-    elif mode == "mask":
-        hit = (w > cap) | (w < 1 / cap)
-        w = w * ~hit
-    else:
-        raise ValueError(f"correction: unknown {kind!r}")
-    keep = fresh[:, None].expand_as(w)
-    return torch.where(keep, w, torch.ones_like(w)) * mask, hit & keep & mask.bool()
+    return importance_weights(trainer_logp, engine_logp, mask, fresh, LEVELS[level], cap, MODES[mode])

@@ -21,7 +21,6 @@ class RolloutBatch:
     replayed:                         [B] bool, True for rollouts reused from an earlier step
     finished:                         [B] bool, True if the completion ended with EOS
     pixel_values:                     [B, ...] image inputs of each rollout's prompt (image tasks; Policy.prompt_inputs), else None
-    token_weights:                    [B, L] per-token loss weights set by the trainer (engine-mismatch correction), None = 1
     """
 
     prompt_ids: torch.Tensor
@@ -36,7 +35,6 @@ class RolloutBatch:
     replayed: torch.Tensor
     finished: torch.Tensor
     pixel_values: torch.Tensor | None = None
-    token_weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.rewards.shape[0]

@@ -8,7 +8,6 @@ from a checkpoint draws exactly what the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +19,8 @@ from harness.config import RunConfig, changed_fields
 from harness.core.evaluation import check_prompt_lengths, eval_sampling_se, next_eval_point, pass_at_k
 from harness.core.ledger import Ledger
 from harness.core.mismatch import correction_weights, mismatch_stats
-from harness.core.rollouts import RolloutBatch, cat_batches, group_reward_stats, sample_and_score
+from harness.core.rollouts import RolloutBatch, group_reward_stats, sample_and_score
+from harness.core.stages import Diagnostic, LossInputs, StepContext, undeclared
 from harness.core.store import RunStore, environment, exclusive
 from harness.core.wandb_log import WandbMirror
 from harness.engines.checkpoints import checkpoint_dir
@@ -41,34 +41,12 @@ def derive_seed(seed: int, step: int, stream: str, round_index: int = 0, offset:
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-@dataclass
-class StepContext:
-    """What the stages of one step may use."""
-
-    step: int
-    rng: np.random.Generator
-    trainer: Trainer
-
-    @property
-    def train_cfg(self):
-        return self.trainer.cfg.train
-
-    @property
-    def num_train_problems(self) -> int:
-        return len(self.trainer.train_problems)
-
-    def rollout(self, problem_idx: torch.Tensor, group_sizes: list[int], round_index: int = 0) -> RolloutBatch:
-        """Generate and score group_sizes[i] rollouts of train problem problem_idx[i]; charged to the ledger.
-        Methods that generate several times in one step (DAPO re-sampling) pass a new round_index each time."""
-        return self.trainer.rollout(problem_idx, group_sizes, self.step, round_index)
-
-    def cat(self, batches: list[RolloutBatch]) -> RolloutBatch:
-        """One batch from several generation rounds (re-padded, group ids offset)."""
-        return cat_batches(batches, self.trainer.policy.pad_id)
-
-    def discard(self, batch: RolloutBatch, purpose: str) -> None:
-        """Generated rollouts that will not be trained on, tagged with why (discarded, downsampled, ...)."""
-        self.trainer.ledger.tag(purpose, len(batch))
+# the trainer's own row metrics that reports plot over training; algorithms declare theirs (`diagnostics`)
+PLOTTED = {
+    "train/effective_group_frac": Diagnostic("effective-group fraction (generated)", plot=True),
+    "grad/norm": Diagnostic("gradient norm", plot=True),
+    "replay/frac": Diagnostic("replayed fraction of the batch", plot=True),
+}
 
 
 class Trainer:
@@ -86,6 +64,7 @@ class Trainer:
             raise ConfigError(f"train.prompts_per_step: {cfg.train.prompts_per_step} > train split size {len(self.train_problems)}")
         self.max_new_tokens = cfg.sampler.max_new_tokens or self.task.completion_cap
         self.algo = ALGORITHMS.get(cfg.algo).obj(self.algo_cfg)
+        self.needs = self.algo.needs()
         self.warm_start_info: dict | None = None  # which cached warm start RL began from, and its mixed share
         self.policy = self._build_policy()
         self.policy.configure_prompts(cfg.policy.chat_template, cfg.policy.system_prompt, self.task.images)
@@ -93,7 +72,7 @@ class Trainer:
         self.model = self.policy.model.to(self.device)
         self.model.train()
         self.ref_model = None
-        if getattr(self.algo_cfg, "kl_coef", 0) > 0:
+        if self.needs.ref_model:
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         with self.compute():  # an engine with its own copy of the weights (vLLM) takes the compute dtype from here
             self.engine = build_engine(cfg.sampler.engine, self.model, self.policy.eos_ids, self.policy.pad_id, **cfg.sampler.engine_args)
@@ -158,17 +137,27 @@ class Trainer:
             pixel_values=images,
         )
 
+    def context(self) -> StepContext:
+        """What the stages of the current step may use (harness/core/stages.py)."""
+        return StepContext(
+            step=self.step, seed=self.cfg.seed, rng=np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")),
+            train_cfg=self.cfg.train, num_train_problems=len(self.train_problems), needs=self.needs, pad_id=self.policy.pad_id,
+            generate=lambda idx, sizes, round_index: self.rollout(idx, sizes, self.step, round_index),
+            rescore=self.score_no_grad, tag=self.ledger.tag,
+        )
+
     # -- one step ------------------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
         t0, timed0 = self.ledger.now(), self.ledger.timed()
         generated0, tagged0 = self.ledger.rollouts_generated, sum(self.ledger.rollouts_by_purpose.values())
         timeouts0 = self.task.timeouts
-        ctx = StepContext(self.step, np.random.default_rng(derive_seed(self.cfg.seed, self.step, "prompts")), self)
-        self.algo.diagnostics = {}
+        ctx = self.context()
         generated = self.algo.collect(ctx)
         with self.ledger.phase("select"):
             batch = self.algo.select(ctx, generated)
             fresh = int((~batch.replayed).sum())
+            if fresh < len(batch) and not self.needs.replay:
+                raise RuntimeError(f"{self.cfg.algo}: select returned replayed rows; declare Needs(replay=True) in needs()")
             self.ledger.tag("train", fresh)
             n_generated = self.ledger.rollouts_generated - generated0
             n_tagged = sum(self.ledger.rollouts_by_purpose.values()) - tagged0
@@ -179,10 +168,12 @@ class Trainer:
                 )
             self.ledger.rollouts_trained += len(batch)
             self.ledger.rollouts_replayed += len(batch) - fresh
-            advantages = self.algo.advantages(batch) if len(batch) else torch.zeros(0)
+            advantages = self.algo.advantages(ctx, batch) if len(batch) else torch.zeros(0)
         with self.ledger.phase("update"):
             stats = self.update(batch, advantages) if len(batch) else {}  # e.g. DAPO at its cap with no signal
         self.algo.after_step(ctx, batch)
+        if unknown := undeclared(ctx.logged, self.algo.diagnostics):
+            raise RuntimeError(f"{self.cfg.algo}: logged {', '.join(unknown)} without declaring them in its `diagnostics`")
         self.step += 1
         row = {
             "step": self.step,
@@ -198,7 +189,7 @@ class Trainer:
             "replay/frac": batch.replayed.float().mean().item(),
             "score/timeouts": self.task.timeouts - timeouts0,  # verifications that overran their bound (scored 0)
             **stats,
-            **self.algo.diagnostics,
+            **ctx.logged,
         }
         # whatever the step spent outside the timed phases (stage logic, bookkeeping) is overhead
         self.ledger.add_overhead(t0, timed0)
@@ -224,23 +215,25 @@ class Trainer:
         ref_logp = self.score_no_grad(batch, self.ref_model) if self.ref_model is not None else None
         rng = torch.Generator().manual_seed(derive_seed(self.cfg.seed, self.step, "minibatch", offset=self.cfg.stream))
         acc: dict[str, list[float]] = {}
-        want_entropy = getattr(self.algo_cfg, "entropy_coef", 0) > 0
         scored: list[tuple[torch.Tensor, ...]] = []
         for epoch in range(tc.ppo_epochs):
             order = torch.randperm(len(batch), generator=rng) if tc.minibatches > 1 else torch.arange(len(batch))
             for rows in order.chunk(tc.minibatches):
                 mb = batch.index(rows).to(self.device)
                 with self.compute():
-                    logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, want_entropy, mb.pixel_values)
+                    logp, entropy = completion_logprobs(self.model, mb.prompt_ids, mb.prompt_mask, mb.completion_ids, mb.completion_mask, temp, self.needs.entropy, mb.pixel_values)
                 old = old_logp[rows] if multi_pass else logp.detach()
                 ref = ref_logp[rows] if ref_logp is not None else None
                 fresh = ~mb.replayed
                 if epoch == 0:  # pi_old of every row, once, to compare with the engine's behaviour log-probs
                     scored.append((old, mb.behav_logp, mb.completion_mask * fresh[:, None]))
+                engine_weights = None
                 if sc.correction != "none":
-                    mb.token_weights, hit = correction_weights(old, mb.behav_logp, mb.completion_mask, fresh, sc.correction, sc.correction_cap)
+                    engine_weights, hit = correction_weights(old, mb.behav_logp, mb.completion_mask, fresh, sc.correction, sc.correction_cap)
                     acc.setdefault("engine/corrected_frac", []).append(float(hit.sum() / mb.completion_mask.sum().clamp_min(1)))
-                loss, stats = self.algo.loss(mb, advantages[rows].to(self.device), logp, old, ref, entropy, self.max_new_tokens)
+                loss, stats = self.algo.loss(LossInputs(mb, advantages[rows].to(self.device), logp, old, ref, entropy, engine_weights, self.max_new_tokens))
+                if unknown := undeclared(stats, self.algo.diagnostics):
+                    raise RuntimeError(f"{self.cfg.algo}: its loss returned {', '.join(unknown)} without declaring them in `diagnostics`")
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"step {self.step}: loss is {loss.item()}")
                 self.optimizer.zero_grad(set_to_none=True)
@@ -385,6 +378,8 @@ class Trainer:
             "initial_accuracy": first["eval/accuracy"],
             "eval_prompts": len(self.eval_problems),
             "eval_samples": self.cfg.budget.eval_samples,
+            # what the report plots over training for this run: the trainer's and the algorithm's declared curves
+            "diagnostics": {k: d.label for k, d in {**PLOTTED, **self.algo.diagnostics}.items() if d.plot},
             **{k: v for k, v in self.ledger.metrics().items()},
         }
         self.store.write_summary(**final)

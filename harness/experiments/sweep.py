@@ -31,14 +31,16 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import RunConfig
+from harness.config import RunConfig, build_run_config
 from harness.plain import (
     ConfigError,
     deep_merge,
+    did_you_mean,
     doc,
     flat_keys,
     from_dict,
-    mentions,
+    locate,
+    located,
     read_yaml,
     require_positive,
     set_dotted,
@@ -140,14 +142,10 @@ def _axis(entries: Any, key: str, where: str) -> list[tuple[str, dict, str]]:
     return out
 
 
-def _locate(msg: str, sources: list[tuple[str, dict]], lines: dict[str, int]) -> int | None:
-    """Line of the longest key, among the cell's override sources, that the error message names."""
-    best = None
-    for prefix, data in sources:
-        for key in flat_keys(data):
-            if mentions(msg, key) and f"{prefix}{key}" in lines and (best is None or len(key) > len(best[0])):
-                best = (key, lines[f"{prefix}{key}"])
-    return best[1] if best else None
+def _source_lines(sources: list[tuple[str, dict]], lines: dict[str, int]) -> dict[str, int]:
+    """The file line of each key of a cell's override sources, keyed as the cell's config names it (a later
+    source overrides an earlier one, as in the merge)."""
+    return {key: lines[f"{prefix}{key}"] for prefix, data in sources for key in flat_keys(data) if f"{prefix}{key}" in lines}
 
 
 SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "variants", "executor", "plugins", "tune", "claim", "controls")
@@ -155,21 +153,15 @@ SWEEP_KEYS = ("name", "out_dir", "budget", "base", "algos", "tasks", "seeds", "v
 
 def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Path | None = None) -> Sweep:
     """Plain data of a sweep file -> Sweep with every cell's RunConfig validated (plugins resolved)."""
-    from harness.registry import resolve_plugins
-
     lines = lines or {}
     where = str(path) if path else "sweep"
 
     def err(msg: str, key: str | None = None) -> ConfigError:
-        line = lines.get(key) if key else None
-        return ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}")
+        return located(where, lines.get(key) if key else None, msg)
 
     for key in data:
         if key not in SWEEP_KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), SWEEP_KEYS, n=1)
-            raise err(f"unknown sweep field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(SWEEP_KEYS)})"), key)
+            raise err(f"unknown sweep field '{key}'" + (did_you_mean(key, list(SWEEP_KEYS)) or f" (known: {', '.join(SWEEP_KEYS)})"), key)
     name = data.get("name") or (Path(path).stem if path else None)
     if not name or not LABEL.match(str(name)):
         raise err(f"name: need a label (letters, digits, . _ + =, '-'), got {name!r}", "name")
@@ -186,8 +178,8 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
         executor = from_dict(ExecutorConfig, data.get("executor") or {}, "executor")
         executor.validate()
     except ConfigError as e:
-        key = max((k for k in lines if k.startswith("executor") and mentions(str(e), k)), key=len, default="executor")
-        raise err(str(e), key) from None
+        section = {k: v for k, v in lines.items() if k.startswith("executor")}
+        raise located(where, locate(str(e), section) or section.get("executor"), str(e)) from None
     base = expand_dotted(data.get("base") or {})
     if "threads" in base:
         raise err("base.threads: set executor.threads (torch threads per cell) instead", "base.threads")
@@ -221,16 +213,12 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
                     merged = deep_merge(deep_merge(deep_merge(base, a_over), t_over), v_over)
                     merged.update(seed=seed, out_dir=str(out_dir), name=cell_name, threads=executor.threads)
                     try:
-                        cfg = from_dict(RunConfig, merged)
-                        cfg.validate()
-                        resolve_plugins(cfg)
+                        cfg = build_run_config(merged)
                     except ConfigError as e:
                         sources = [("base.", base), (a_pre, a_over), (t_pre, t_over), (v_pre, v_over)]
                         if data.get("budget"):
                             sources.append(("", {"budget": data["budget"]}))
-                        line = _locate(str(e), sources, lines)
-                        msg = f"cell {cell_name}: {e}"
-                        raise ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}") from None
+                        raise located(where, locate(str(e), _source_lines(sources, lines)), f"cell {cell_name}: {e}") from None
                     clash = by_name.get(cell_name)
                     if clash is not None:  # labels with '-' can join to one name: 'a-b' x 'c' and 'a' x 'b-c'
                         raise ConfigError(f"{where}: cells ({clash.algo}, {clash.task}, {clash.variant or '-'}) and ({a_label}, {t_label}, "

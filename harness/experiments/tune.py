@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import RunConfig
-from harness.plain import ConfigError, config_hash, doc, from_dict, set_dotted, to_dict
+from harness.config import RunConfig, build_run_config
+from harness.plain import ConfigError, config_hash, doc, from_dict, locate, located, set_dotted, to_dict
 
 PARAM_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -86,14 +86,12 @@ def _num(x: Any) -> float:
 
 
 def parse_tune(data: Any, lines: dict[str, int], where: str) -> TuneConfig:
-    from harness.plain import mentions
-
     try:
         cfg = from_dict(TuneConfig, data, "tune")
         cfg.validate()
     except ConfigError as e:
-        key = max((k for k in lines if k.startswith("tune") and mentions(str(e), k)), key=len, default="tune")
-        raise ConfigError(f"{where}:{lines[key]}: {e}" if key in lines else f"{where}: {e}") from None
+        section = {k: v for k, v in lines.items() if k.startswith("tune")}
+        raise located(where, locate(str(e), section) or section.get("tune"), str(e)) from None
     return cfg
 
 
@@ -110,16 +108,11 @@ def suggest(trial, name: str, spec: dict) -> Any:
 def trial_config(base: RunConfig, params: dict, out_dir: Path, seed: int) -> RunConfig:
     """The cell's config with the trial's parameters; its directory is keyed by the parameters, so a retry
     of the same parameters (or a duplicate suggestion) resumes or reuses the same run."""
-    from harness.registry import resolve_plugins
-
     data = to_dict(base)
     for name, value in params.items():
         set_dotted(data, name, value)
     data.update(seed=seed, out_dir=str(out_dir), name=f"p{config_hash(params)[:10]}-s{seed}")
-    cfg = from_dict(RunConfig, data)
-    cfg.validate()
-    resolve_plugins(cfg)
-    return cfg
+    return build_run_config(data)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -16,13 +16,9 @@ def main(argv: list[str]) -> int:
     sys.path[1:1] = [p for p in spec.get("paths", []) if p not in sys.path]
     for module in spec.get("plugins", []):
         import_module(module)
-    from harness.config import RunConfig
-    from harness.plain import from_dict
-    from harness.registry import resolve_plugins
+    from harness.config import build_run_config
 
-    cfg = from_dict(RunConfig, spec["config"])
-    cfg.validate()
-    resolve_plugins(cfg)
+    cfg = build_run_config(spec["config"])
     if spec["kind"] == "pretrain":
         from harness.experiments.pretrain import warm_start
 

@@ -32,8 +32,8 @@ class Faulty(GRPO):
         self.step = ctx.step + 1  # the step being taken, as the trainer counts it after the update
         return super().collect(ctx)
 
-    def loss(self, batch, *args, **kwargs):
-        loss, stats = super().loss(batch, *args, **kwargs)
+    def loss(self, inp):
+        loss, stats = super().loss(inp)
         marker = Path(self.cfg.marker)
         if self.step == self.cfg.fail_step and (self.cfg.fail == "always" or not marker.exists()):
             marker.touch()
