@@ -3,6 +3,7 @@ import pytest
 from conftest import tiny_run_config
 
 from harness.core import wandb_log
+from harness.core.stages import TRAINER_DIAGNOSTICS
 from harness.core.trainer import Trainer
 from harness.registry import ALGORITHMS
 
@@ -28,3 +29,5 @@ def test_algorithm_runs_and_logs_diagnostics(tmp_path, monkeypatch, algo, task):
         assert any(k.startswith(prefix) for r in rows for k in r)
         assert any(k.startswith(prefix) for r in logged for k in r)
     assert t.ledger.rollouts_generated == sum(t.ledger.rollouts_by_purpose.values())
+    plotted = t.store.summary()["diagnostics"]  # what the report will draw for this run
+    assert set(TRAINER_DIAGNOSTICS) <= set(plotted) and all(k in t.algo.diagnostics or k in TRAINER_DIAGNOSTICS for k in plotted)

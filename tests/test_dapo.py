@@ -23,7 +23,7 @@ def test_resamples_until_enough_effective_groups_and_charges_all(tmp_path):
     t = run(tmp_path, lambda p, c: float(len(c) % 2 == 0), "algo_args.max_rounds=8", "budget.amount=400", "budget.eval_every=200")
     led, rows = t.ledger, t.store.metrics()
     assert led.rollouts_generated == sum(led.rollouts_by_purpose.values())
-    assert led.rollouts_by_purpose["train"] == led.rollouts_trained
+    assert led.rollouts_by_purpose["train"] == led.rows_trained
     assert all(r["train/rollouts_trained"] == 16 for r in rows if not r["dapo/hit_cap"])  # 4 effective groups x 4
     assert led.rollouts_by_purpose.get("discarded", 0) > 0
     assert any(r["dapo/rounds"] > 1 for r in rows)

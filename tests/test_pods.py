@@ -85,7 +85,7 @@ def test_pods_through_the_real_step_charges_all_n(tmp_path, rule, task):
     t = Trainer(cfg, progress=False)
     t.run()
     led = t.ledger
-    assert led.rollouts_generated == 128 and led.rollouts_trained == 64
+    assert led.rollouts_generated == 128 and led.rows_trained == 64
     assert led.rollouts_by_purpose == {"train": 64, "downsampled": 64}
     rows = t.store.metrics()
     assert all(r["pods/kept_frac"] == 0.5 for r in rows)

@@ -41,9 +41,9 @@ def test_replay_fills_ineffective_groups_and_is_charged(tmp_path, task):
     t = run(tmp_path, parity_reward, "algo=popo", f"task={task}", "budget.amount=320", "budget.eval_every=160")
     led, rows = t.ledger, t.store.metrics()
     assert led.rollouts_generated == 320 and led.rollouts_generated == sum(led.rollouts_by_purpose.values())
-    assert led.rollouts_replayed == sum(r["replay/groups"] for r in rows) * 4 > 0
-    assert led.rollouts_by_purpose["replaced"] == led.rollouts_replayed  # every replayed group replaced one fresh group
-    assert led.rollouts_trained == led.rollouts_by_purpose["train"] + led.rollouts_replayed
+    assert led.rows_replayed == sum(r["replay/groups"] for r in rows) * 4 > 0
+    assert led.rollouts_by_purpose["replaced"] == led.rows_replayed  # every replayed group replaced one fresh group
+    assert led.rows_trained == led.rollouts_by_purpose["train"] + led.rows_replayed
     replay_rows = [r for r in rows if r["replay/groups"]]
     assert all(r["offpolicy/staleness"] >= 1 for r in replay_rows)
     assert any(r["offpolicy/is_weight_mean"] != 1.0 for r in replay_rows)
@@ -52,7 +52,7 @@ def test_replay_fills_ineffective_groups_and_is_charged(tmp_path, task):
 
 def test_filter_only_drops_ineffective_groups(tmp_path):
     t = run(tmp_path, parity_reward, "algo=popo", "algo_args.replay=false")
-    assert t.ledger.rollouts_replayed == 0
+    assert t.ledger.rows_replayed == 0
     assert t.ledger.rollouts_by_purpose["discarded"] + t.ledger.rollouts_by_purpose["train"] == t.ledger.rollouts_generated
 
 

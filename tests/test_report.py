@@ -27,8 +27,8 @@ def write_run(root: Path, name: str, acc, *, flops_per_rollout=1e6, seconds_per_
     (run / "evals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
     purposes = purposes or {"train": B}
-    summary = {"status": "complete", "ledger/rollouts": B, "ledger/flops": flops_per_rollout * B, "ledger/rollouts_trained": purposes.get("train", 0),
-               "ledger/rollouts_replayed": 0, **{f"ledger/rollouts_{k}": v for k, v in purposes.items()},
+    summary = {"status": "complete", "ledger/rollouts": B, "ledger/flops": flops_per_rollout * B, "ledger/rows_trained": purposes.get("train", 0),
+               "ledger/rows_replayed": 0, **{f"ledger/generated/{k}": v for k, v in purposes.items()},
                "time/generate": 3.0, "time/update": 6.0, "time/charged": 9.5}
     (run / "summary.json").write_text(json.dumps(summary))
 
@@ -229,3 +229,34 @@ def test_claims_against_several_baselines_by_paired_difference_and_variance(tmp_
     assert "was contradicted" in decide_variance([probe], {"text": "l2o has the higher SNR", "method": "l2o", "baseline": "pkpo"})
     with pytest.raises(Exception, match="not in the probe table"):
         decide_variance([probe], {"text": "x", "method": "l2o", "baseline": "nope"})
+
+
+def test_report_reads_what_runs_declare_and_the_ledger_names_of_older_runs(tmp_path):
+    """The diagnostics figure draws what each run declared (a plugin's own curve too); runs written before runs
+    declared them get their registered algorithm's declarations; summaries with the ledger's old key names
+    (ledger/rollouts_<purpose>, ledger/rollouts_{trained,replayed}) fill the compute table as the new ones do."""
+    from harness.analysis.report.statistics import compute_table
+
+    root = synthetic_store(tmp_path / "synth", seeds=2)
+    new = json.loads((root / "fast-arithmetic-s0" / "summary.json").read_text())
+    for name in ("fast-arithmetic-s0", "fast-arithmetic-s1"):  # a plugin that declares a curve of its own
+        path = root / name / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "diagnostics": {"fast/knob": "the knob (fast)"}}))
+    for name in ("fast-countdown-s0", "fast-countdown-s1"):  # written before the rename: old ledger names
+        path = root / name / "summary.json"
+        old = {("ledger/rollouts_" + k.removeprefix("ledger/generated/") if k.startswith("ledger/generated/") else
+                k.replace("ledger/rows_", "ledger/rollouts_")): v for k, v in json.loads(path.read_text()).items()}
+        assert "ledger/rollouts_discarded" in old and "ledger/rollouts_trained" in old
+        path.write_text(json.dumps(old))
+    cells = json.loads((root / "cells.json").read_text())["cells"]
+    for c in cells:
+        c["algorithm"] = "pods" if c["algo"] == "grpo" else c["algorithm"]  # a registered algorithm without a declaration
+    (root / "cells.json").write_text(json.dumps({"name": "synth", "cells": cells}))
+    res = load_results(root)
+    assert res.diagnostics["fast/knob"] == "the knob (fast)"
+    assert res.diagnostics["pods/kept_reward_var"] == "kept reward variance (PODS)"  # from the registry
+    assert res.diagnostics["grad/norm"] == "gradient norm"
+    assert "offpolicy/staleness" not in res.diagnostics  # no run here is POPO
+    rows = {(r["task"], r["method"]): r for r in compute_table(res)}
+    assert rows["countdown", "fast"]["by_purpose"] == rows["arithmetic", "fast"]["by_purpose"] == {"train": 600, "discarded": 400}
+    assert rows["countdown", "fast"]["trained"] == new["ledger/rows_trained"] == 600

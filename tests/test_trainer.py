@@ -210,7 +210,7 @@ def test_dropping_rollouts_without_saying_why_is_an_error(tmp_path, monkeypatch)
     monkeypatch.setattr(t.algo, "select", select_half)
     t.run()
     assert t.ledger.rollouts_by_purpose == {"train": 48, "discarded": 48}
-    assert t.ledger.rollouts_trained == 48 and t.ledger.rollouts_generated == 96
+    assert t.ledger.rows_trained == 48 and t.ledger.rollouts_generated == 96
 
 
 def test_stream_offset_redraws_samples_not_prompts_and_reproduces(tmp_path):
@@ -232,7 +232,7 @@ def test_handicap_charges_and_discards_the_surplus_and_equals_grpo_without_it(tm
     t = Trainer(tiny_run_config(tmp_path, "name=h", "algo=grpo_handicap", "algo_args.waste=1.5"), progress=False)
     t.run()
     led = t.ledger
-    assert led.rollouts_by_purpose["discarded"] * 2 == led.rollouts_by_purpose["train"] == led.rollouts_trained  # 6 groups, 4 trained
+    assert led.rollouts_by_purpose["discarded"] * 2 == led.rollouts_by_purpose["train"] == led.rows_trained  # 6 groups, 4 trained
     assert all(r["train/rollouts_trained"] == 16 for r in t.store.metrics())
     runs = {}
     for name, algo in (("g", "algo=grpo"), ("h1", "algo=grpo_handicap")):

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field, fields
 PHASES = ("generate", "score", "select", "update", "eval", "overhead")
 
 
+GENERATED = "ledger/generated/"  # + purpose: the rollouts generated for it (train, discarded, replaced, profile, ...)
+RENAMED = {"rollouts_trained": "rows_trained", "rollouts_replayed": "rows_replayed"}  # checkpoints written before
+
 # the metrics-row key that holds the budget spent in each unit (what `Ledger.spent(unit)` returns)
 SPENT_METRIC = {"rollouts": "ledger/rollouts", "tokens": "ledger/tokens_generated", "flops": "ledger/flops", "seconds": "time/charged"}
 
@@ -33,8 +36,8 @@ class Ledger:
     flops_per_token: float  # 2N
     rollouts_generated: int = 0
     rollouts_by_purpose: dict = field(default_factory=lambda: defaultdict(int))  # train, discarded, profile, ...
-    rollouts_trained: int = 0  # fresh + replayed
-    rollouts_replayed: int = 0
+    rows_trained: int = 0  # rows of the update batches: fresh (purpose train) + replayed
+    rows_replayed: int = 0  # rows replayed from an earlier step's rollouts (generated, and charged, back then)
     prompt_tokens_generated: int = 0
     completion_tokens_generated: int = 0
     tokens_forwarded: int = 0  # trainer no-grad passes
@@ -121,8 +124,8 @@ class Ledger:
     def metrics(self) -> dict[str, float]:
         out = {
             "ledger/rollouts": self.rollouts_generated,
-            "ledger/rollouts_trained": self.rollouts_trained,
-            "ledger/rollouts_replayed": self.rollouts_replayed,
+            "ledger/rows_trained": self.rows_trained,
+            "ledger/rows_replayed": self.rows_replayed,
             "ledger/prompt_tokens": self.prompt_tokens_generated,
             "ledger/completion_tokens": self.completion_tokens_generated,
             "ledger/tokens_generated": self.tokens_generated,
@@ -132,7 +135,7 @@ class Ledger:
             "ledger/eval_rollouts": self.eval_rollouts,
             "ledger/eval_flops": self.eval_flops,
         }
-        out.update({f"ledger/rollouts_{k}": v for k, v in sorted(self.rollouts_by_purpose.items())})
+        out.update({f"{GENERATED}{k}": v for k, v in sorted(self.rollouts_by_purpose.items())})
         out.update({f"time/{k}": self.seconds.get(k, 0.0) for k in PHASES})
         out["time/charged"] = self.charged_seconds
         out.update({f"wall/{k}": self.wall.get(k, 0.0) for k in PHASES})
@@ -146,6 +149,7 @@ class Ledger:
     @classmethod
     def from_state(cls, state: dict) -> Ledger:
         books = ("rollouts_by_purpose", "seconds", "wall")
+        state = {RENAMED.get(k, k): v for k, v in state.items()}
         led = cls(**{k: v for k, v in state.items() if k not in books})
         for book in books:
             getattr(led, book).update(state.get(book, {}))

@@ -112,6 +112,19 @@ class StepContext:
         self.logged.update(values)
 
 
+# the trainer's own row metrics that reports plot over training
+TRAINER_DIAGNOSTICS = {
+    "train/effective_group_frac": Diagnostic("effective-group fraction (generated)", plot=True),
+    "grad/norm": Diagnostic("gradient norm", plot=True),
+    "replay/frac": Diagnostic("replayed fraction of the batch", plot=True),
+}
+
+
+def plotted(declared: dict[str, Diagnostic]) -> dict[str, str]:
+    """{name: label} of the declared diagnostics that reports plot."""
+    return {k: d.label for k, d in declared.items() if d.plot}
+
+
 def undeclared(names, declared: dict[str, Diagnostic]) -> list[str]:
     """The metric names an algorithm produced without declaring them (sorted)."""
     return sorted(set(names) - set(declared))

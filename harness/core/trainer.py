@@ -20,7 +20,7 @@ from harness.core.evaluation import check_prompt_lengths, eval_sampling_se, next
 from harness.core.ledger import Ledger
 from harness.core.mismatch import correction_weights, mismatch_stats
 from harness.core.rollouts import RolloutBatch, group_reward_stats, sample_and_score
-from harness.core.stages import Diagnostic, LossInputs, StepContext, undeclared
+from harness.core.stages import TRAINER_DIAGNOSTICS, LossInputs, StepContext, plotted, undeclared
 from harness.core.store import RunStore, environment, exclusive
 from harness.core.wandb_log import WandbMirror
 from harness.engines.checkpoints import checkpoint_dir
@@ -39,14 +39,6 @@ def derive_seed(seed: int, step: int, stream: str, round_index: int = 0, offset:
     offset); offset 0 leaves the entropy as it always was, so existing runs reproduce bit for bit."""
     entropy = [seed, step + 2, STREAMS[stream], round_index] + ([offset] if offset else [])
     return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-# the trainer's own row metrics that reports plot over training; algorithms declare theirs (`diagnostics`)
-PLOTTED = {
-    "train/effective_group_frac": Diagnostic("effective-group fraction (generated)", plot=True),
-    "grad/norm": Diagnostic("gradient norm", plot=True),
-    "replay/frac": Diagnostic("replayed fraction of the batch", plot=True),
-}
 
 
 class Trainer:
@@ -166,8 +158,8 @@ class Trainer:
                     f"{self.cfg.algo}: step {self.step} generated {n_generated} rollouts but accounted for {n_tagged}; "
                     "pass the ones not trained on to ctx.discard(batch, purpose)"
                 )
-            self.ledger.rollouts_trained += len(batch)
-            self.ledger.rollouts_replayed += len(batch) - fresh
+            self.ledger.rows_trained += len(batch)
+            self.ledger.rows_replayed += len(batch) - fresh
             advantages = self.algo.advantages(ctx, batch) if len(batch) else torch.zeros(0)
         with self.ledger.phase("update"):
             stats = self.update(batch, advantages) if len(batch) else {}  # e.g. DAPO at its cap with no signal
@@ -379,7 +371,7 @@ class Trainer:
             "eval_prompts": len(self.eval_problems),
             "eval_samples": self.cfg.budget.eval_samples,
             # what the report plots over training for this run: the trainer's and the algorithm's declared curves
-            "diagnostics": {k: d.label for k, d in {**PLOTTED, **self.algo.diagnostics}.items() if d.plot},
+            "diagnostics": plotted({**TRAINER_DIAGNOSTICS, **self.algo.diagnostics}),
             **{k: v for k, v in self.ledger.metrics().items()},
         }
         self.store.write_summary(**final)

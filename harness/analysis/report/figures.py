@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from harness.analysis import stats
-from harness.analysis.report.results import AXES, DIAGNOSTICS, PHASES, Results, band, seed_curves
+from harness.analysis.report.results import AXES, PHASES, Results, band, seed_curves
 
 PALETTE = {"grpo": "#4d4d4d", "dr_grpo": "#8c564b", "rloo": "#e377c2", "dapo": "#1f77b4", "popo": "#d62728",
            "sgpo": "#2ca02c", "pods": "#ff7f0e", "maxpo": "#9467bd"}
@@ -76,7 +76,8 @@ def fig_curves(res: Results, axis: str, colour: dict, y: str = "eval/accuracy"):
 
 
 def fig_diagnostics(res: Results, colour: dict):
-    keys = [k for k in DIAGNOSTICS if any(k in m for r in res.runs for m in r.metrics)]
+    labels = res.diagnostics
+    keys = [k for k in labels if any(k in m for r in res.runs for m in r.metrics)]
     if not keys:
         return None
     plt = _style()
@@ -105,7 +106,7 @@ def fig_diagnostics(res: Results, colour: dict):
             if i == 0:
                 ax.set_title(task, fontsize=11)
             if j == 0:
-                ax.set_ylabel(DIAGNOSTICS[key], fontsize=9)
+                ax.set_ylabel(labels[key], fontsize=9)
             _budget_axis(ax, "rollouts")
             if i < len(keys) - 1:
                 ax.set_xlabel("")

@@ -10,27 +10,37 @@ import yaml
 from scipy import stats as sps
 
 from harness.analysis import stats
+from harness.core.ledger import GENERATED
+from harness.core.stages import TRAINER_DIAGNOSTICS, plotted
 from harness.core.store import RunStore, read_jsonl
 from harness.plain import ConfigError
+from harness.registry import ALGORITHMS
 
 AXES = {"rollouts": "rollouts generated", "flops": "FLOPs (generation, forward, training)", "tokens": "tokens generated",
         "seconds": "charged seconds (process CPU time)", "wall_seconds": "wall-clock seconds"}
 
 
-NOT_PURPOSES = ("trained", "replayed")  # ledger/rollouts_* keys that count trained rows, not generated rollouts by fate
-
-
 PHASES = ("generate", "score", "select", "update", "overhead")
 
 
-DIAGNOSTICS = {
-    "train/effective_group_frac": "effective-group fraction (generated)",
-    "grad/norm": "gradient norm",
-    "offpolicy/is_weight_mean": "IS weight mean (replayed)",
-    "offpolicy/staleness": "staleness (steps)",
-    "replay/frac": "replayed fraction of the batch",
-    "pods/kept_reward_var": "kept reward variance (PODS)",
-}
+def current_keys(summary: dict) -> dict:
+    """A run summary with the ledger's names of this version: runs written before the rename counted rows of the
+    update as ledger/rollouts_{trained,replayed} and generated rollouts by purpose as ledger/rollouts_<purpose>."""
+    old = {"ledger/rollouts_trained": "ledger/rows_trained", "ledger/rollouts_replayed": "ledger/rows_replayed"}
+    return {old.get(k) or (GENERATED + k.removeprefix("ledger/rollouts_") if k.startswith("ledger/rollouts_") else k): v
+            for k, v in summary.items()}
+
+
+def declared_plots(run: Run) -> dict[str, str]:
+    """{metric: label} of the diagnostics a run declared for plotting; for runs written before runs declared
+    them, the trainer's and those its registered algorithm declares now."""
+    if "diagnostics" in run.summary:
+        return run.summary["diagnostics"]
+    try:
+        declared = ALGORITHMS.get(run.algorithm).obj.diagnostics
+    except (ConfigError, AttributeError):  # a plugin not importable here, or not a class with declarations
+        declared = {}
+    return plotted({**TRAINER_DIAGNOSTICS, **declared})
 
 
 @dataclass
@@ -73,6 +83,11 @@ class Results:
     def group(self, task: str, method: str) -> list[Run]:
         return sorted((r for r in self.runs if r.task == task and r.method == method), key=lambda r: r.seed)
 
+    @property
+    def diagnostics(self) -> dict[str, str]:
+        """{metric: label} of every diagnostic some run declared for plotting, in the order first declared."""
+        return {k: v for run in self.runs for k, v in declared_plots(run).items()}
+
 
 def load_results(source: str | Path) -> Results:
     """A sweep file (its out_dir) or a results directory -> the complete runs in it, with their axes."""
@@ -103,7 +118,7 @@ def load_results(source: str | Path) -> Results:
     runs, skipped = [], []
     for c in cells:
         run_dir = root / c["name"]
-        summary = RunStore(run_dir).summary()
+        summary = current_keys(RunStore(run_dir).summary())
         if summary.get("status") != "complete":
             skipped.append(f"{c['name']}: {summary.get('error') if summary.get('status') == 'corrupt' else summary.get('status', 'not run')}")
             continue

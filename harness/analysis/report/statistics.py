@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from harness.analysis import stats
-from harness.analysis.report.results import NOT_PURPOSES, PHASES, Results, Run, by_seed, run_auc, seed_curves
+from harness.analysis.report.results import PHASES, Results, Run, by_seed, run_auc, seed_curves
+from harness.core.ledger import GENERATED
 from harness.plain import ConfigError
 
 
@@ -156,8 +157,7 @@ def aggregate_table(res: Results, baseline: str, y: str = "eval/accuracy") -> li
 def compute_table(res: Results) -> list[dict]:
     """Per task and method, means over seeds of what was generated (by purpose), trained, replayed, FLOPs
     and seconds by phase (charged clock, and wall-clock beside it), from each run's final ledger."""
-    purposes = sorted({k.removeprefix("ledger/rollouts_") for r in res.runs for k in r.summary
-                       if k.startswith("ledger/rollouts_") and k.removeprefix("ledger/rollouts_") not in NOT_PURPOSES})
+    purposes = sorted({k.removeprefix(GENERATED) for r in res.runs for k in r.summary if k.startswith(GENERATED)})
     rows = []
     for task in res.tasks:
         for method in res.methods:
@@ -172,9 +172,9 @@ def compute_table(res: Results) -> list[dict]:
             rows.append({
                 "task": task, "method": method,
                 "rollouts": mean("ledger/rollouts"),
-                "by_purpose": {p: mean(f"ledger/rollouts_{p}") for p in purposes},
-                "replayed": mean("ledger/rollouts_replayed"),
-                "trained": mean("ledger/rollouts_trained"),
+                "by_purpose": {p: mean(GENERATED + p) for p in purposes},
+                "replayed": mean("ledger/rows_replayed"),
+                "trained": mean("ledger/rows_trained"),
                 "flops": mean("ledger/flops"),
                 "seconds": {p: mean(f"time/{p}") for p in PHASES},
                 "charged": mean("time/charged"),
