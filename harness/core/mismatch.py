@@ -19,13 +19,13 @@ LEVELS = {"token": "token", "seq": "sequence"}  # sampler.correction's names -> 
 MODES = {"truncate": "truncate", "mask": "band"}
 
 
-def mismatch_stats(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Disagreement on the sampled tokens. trainer_logp (log pi_old), engine_logp (log mu), mask [B, L] -> scalars:
+def mismatch_stats(old_logp: torch.Tensor, behav_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Disagreement on the sampled tokens. old_logp (log pi_old, the trainer's), behav_logp (log mu, the engine's), mask [B, L] -> scalars:
     mean and max |log pi_old - log mu| per token, and the k3 estimate of KL(mu || pi_old) = E_mu[r - 1 - log r], r = pi_old/mu."""
     m = mask.bool()
     if not m.any():
         return {}
-    log_r = (trainer_logp - engine_logp).detach()[m]
+    log_r = (old_logp - behav_logp).detach()[m]
     return {
         "engine/logp_diff_mean": log_r.abs().mean(),
         "engine/logp_diff_max": log_r.abs().max(),
@@ -34,12 +34,12 @@ def mismatch_stats(trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: 
 
 
 def correction_weights(
-    trainer_logp: torch.Tensor, engine_logp: torch.Tensor, mask: torch.Tensor, fresh: torch.Tensor, kind: str, cap: float
+    old_logp: torch.Tensor, behav_logp: torch.Tensor, mask: torch.Tensor, fresh: torch.Tensor, kind: str, cap: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token loss weights [B, L] (no gradient) and which tokens were truncated or masked [B, L] bool.
-    trainer_logp (log pi_old), engine_logp (log mu), mask [B, L]; fresh [B] bool (rows generated this step);
+    old_logp (log pi_old, the trainer's), behav_logp (log mu, the engine's), mask [B, L]; fresh [B] bool (rows generated this step);
     kind as in the module doc."""
     level, _, mode = kind.partition("_")
     if level not in LEVELS or mode not in MODES:
         raise ValueError(f"correction: unknown {kind!r}")
-    return importance_weights(trainer_logp, engine_logp, mask, fresh, LEVELS[level], cap, MODES[mode])
+    return importance_weights(old_logp, behav_logp, mask, fresh, LEVELS[level], cap, MODES[mode])
