@@ -3,6 +3,7 @@ SIGKILL-at-random-moments test (every cell ends with exactly one complete, uncor
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,13 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import learning
 
 from harness.config import ConfigError
 from harness.core.store import read_jsonl
-from harness.experiments.runner import Progress, cell_state, plan_jobs, run_sweep
+from harness.experiments.runner import Progress, cell_state, plan_jobs, run_sweep, warm_start_slots
 from harness.experiments.sweep import load_sweep, parse_sweep
+from harness.plain import to_dict
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_BASE = {
@@ -164,6 +167,32 @@ def test_warm_start_is_built_once_before_the_cells_that_need_it(tmp_path, monkey
     assert all(j.status == "done" for j in done)
     assert len(list((tmp_path / "cache" / "warm_start").glob("arithmetic-*[!k]"))) == 1
     assert plan_jobs(sweep, sweep.cells)[0].kind == "run"  # cached now: no warm-start job
+    # both workers' threads built it (every cell was waiting on it); the cells ran on one thread each
+    starts = {r["job"]: r["threads"] for r in read_jsonl(sweep.out_dir / "events.jsonl") if r["event"] == "start"}
+    assert starts == {jobs[0].name: 2, **{c.name: 1 for c in sweep.cells}}
+
+
+@pytest.mark.parametrize("free, ready, slots", [(2, 0, 2), (2, 1, 1), (4, 1, 3), (1, 0, 1), (1, 3, 1)])
+def test_a_warm_start_takes_the_slots_no_ready_job_can_use(free, ready, slots):
+    assert warm_start_slots(free, ready) == slots
+
+
+def test_warm_starts_build_the_same_weights_on_any_thread_count(tmp_path, monkeypatch):
+    """What lets a warm start take idle workers' threads: its key leaves the count out, so the weights must not
+    depend on it (checked on the embedded default model, whose matmuls are large enough to be split)."""
+    from safetensors.torch import load_file
+
+    from harness.config import load_config
+    from harness.experiments.pretrain import warm_start
+
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
+    pre = ["pretrain.steps=20", "pretrain.min_steps=10", "pretrain.check_every=10", "pretrain.check_prompts=8", "pretrain.batch_size=16"]
+    weights = []
+    for threads in (1, 2):
+        path = warm_start(load_config(None, ["task=arithmetic", *pre, f"threads={threads}"]), progress=False)
+        weights.append(load_file(path / "model.safetensors"))
+        shutil.rmtree(path)
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def _finished_cells(runs: Path, names: list[str]) -> dict:
@@ -180,14 +209,16 @@ def _finished_cells(runs: Path, names: list[str]) -> dict:
 
 
 def _workers_of(runs: Path) -> list[int]:
-    """PIDs of worker processes still writing into this sweep's directory."""
+    """PIDs of processes (other than this one) with a file of this sweep's directory open: its workers log there."""
     pids = []
     for proc in Path("/proc").iterdir():
-        try:
-            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
-        if proc.name.isdigit() and "harness.experiments.worker" in cmd and str(runs) in cmd:
+        try:
+            targets = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(t.startswith(str(runs)) for t in targets):
             pids.append(int(proc.name))
     return pids
 
@@ -256,3 +287,29 @@ def test_ray_executor_on_a_local_two_cpu_instance_matches_the_local_pool(tmp_pat
     assert "executor: ray, 2 worker(s) x 1 thread(s), cluster CPUs 2.0" in out
     names = ["grpo-arithmetic-s0", "popo-arithmetic-s0"]
     assert _finished_cells(tmp_path / "ray" / "runs", names) == _finished_cells(tmp_path / "local" / "runs", names)
+
+
+def test_a_cell_forked_from_the_preloaded_server_equals_one_in_a_fresh_process(tmp_path):
+    """The local executor forks cells from a server that imported everything once; the learning metrics must be
+    those of the same cell run by `python -P -m harness.experiments.worker` (what Ray runs)."""
+    from harness.experiments.executors import LocalExecutor, run_job_process, worker_env
+    from harness.experiments.runner import Job
+
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", algos=["popo"]))
+    cell = sweep.cells[0]
+    rows = []
+    for how in ("fork", "process"):
+        data = {**to_dict(cell.config), "out_dir": str(tmp_path / how)}
+        job = Job(cell.name, "run", data, [], tmp_path / f"{how}.log")
+        if how == "fork":
+            ex = LocalExecutor(1, 1)
+            ex.submit(job)
+            while not (done := ex.wait(0.2)):
+                pass
+            ex.shutdown()
+            assert done[0][1] == 0, job.log.read_text()
+        else:
+            assert run_job_process(job.command(), str(job.log), worker_env(1), str(REPO)) == 0, job.log.read_text()
+        root = tmp_path / how / cell.name
+        rows.append((learning(read_jsonl(root / "metrics.jsonl")), learning(read_jsonl(root / "evals.jsonl"))))
+    assert rows[0] == rows[1] and len(rows[0][0]) > 1

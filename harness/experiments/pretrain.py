@@ -24,6 +24,10 @@ from harness.plain import config_hash, to_dict
 from harness.registry import TASKS, resolve_plugins
 from harness.signals import Interrupted, stop_requests
 
+# the warm-start recipe's version, part of the cache key: bump it whenever a change makes the same config build
+# different weights (v2: completion-only logits in the supervised loss, 509cad0, rounds the LM-head gradient
+# differently), so no machine reuses weights that this code would not build
+RECIPE = "v2"
 SAMPLES_PER_CHECK = 8
 WARMUP_STEPS = 50
 
@@ -37,7 +41,7 @@ def warm_start_dir(cfg: RunConfig) -> Path:
     task_args = to_dict(task_cfg)
     if task_args.get("answer") == "whole":  # the plain format's warm starts predate the field: their cache stays valid
         del task_args["answer"]
-    key = config_hash(policy, cfg.task, task_args, cfg.pretrain, torch.__version__, "v1")
+    key = config_hash(policy, cfg.task, task_args, cfg.pretrain, torch.__version__, RECIPE)
     return cache_root() / "warm_start" / f"{cfg.task}-{key}"
 
 

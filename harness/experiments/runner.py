@@ -32,16 +32,20 @@ class Job:
     log: Path
     needs: str | None = None  # name of a job that must finish first (the cell's warm start)
     cell: Cell | None = None
+    slots: int = 1  # executor slots (of `executor.threads` threads each) the job runs on
     attempts: int = 0
     status: str = "pending"  # pending | running | done | failed
     error: str = ""
     started: float = 0.0
 
+    def argv(self) -> list[str]:
+        """The worker's arguments: one JSON spec, with the folders the sweep imported its plugins from."""
+        return [json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins, "paths": plugin_paths(self.plugins)})]
+
     def command(self) -> list[str]:
         """`python -P -m harness.experiments.worker <spec>`: -P keeps the working directory off the import path (a stray
-        tasks.py there would shadow ours); the folders the sweep imported its plugins from go in the spec."""
-        spec = json.dumps({"kind": self.kind, "config": self.config, "plugins": self.plugins, "paths": plugin_paths(self.plugins)})
-        return [sys.executable, "-P", "-m", "harness.experiments.worker", spec]
+        tasks.py there would shadow ours)."""
+        return [sys.executable, "-P", "-m", "harness.experiments.worker", *self.argv()]
 
 
 def plugin_paths(modules: list[str]) -> list[str]:
@@ -79,6 +83,13 @@ def cell_state(cell: Cell) -> tuple[str, str]:
     if status == "failed":
         return "failed", summary.get("error", "")
     return "resumable", summary.get("error", "") if status == "corrupt" else ""
+
+
+def warm_start_slots(free: int, ready: int) -> int:
+    """Slots a warm-start job takes when it starts: its own and every free one that no other ready job can use
+    (cells waiting on it would leave them idle). Warm starts are keyed without the thread count and build the
+    same weights on any count (bench/README.md), so this changes only how soon they are ready."""
+    return max(1, free - ready)
 
 
 def plan_jobs(sweep: Sweep, cells: list[Cell]) -> list[Job]:
@@ -251,20 +262,28 @@ def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float
     by_name = {j.name: j for j in jobs}
     executor = make_executor(sweep.executor)
     progress.event(f"executor: {executor.describe()}")
+
+    def ready(job: Job) -> bool:
+        return job.status == "pending" and (job.needs is None or by_name[job.needs].status == "done")
+
     try:
         while any(j.status in ("pending", "running") for j in jobs):
             for job in jobs:
                 if executor.free_slots() <= 0:
                     break
-                dep = by_name.get(job.needs) if job.needs else None
-                if job.status != "pending" or (dep is not None and dep.status != "done"):
-                    if job.status == "pending" and dep is not None and dep.status == "failed":
-                        job.status, job.error = "failed", f"its warm start failed: {dep.error}"
+                if job.status == "pending" and job.needs and by_name[job.needs].status == "failed":
+                    job.status, job.error = "failed", f"its warm start failed: {by_name[job.needs].error}"
+                if not ready(job):
                     continue
+                if job.kind == "pretrain":
+                    others = sum(ready(j) for j in jobs if j is not job)
+                    job.slots = min(executor.max_slots, warm_start_slots(executor.free_slots(), others))
+                    job.config = {**job.config, "threads": sweep.executor.threads * job.slots}
                 job.status, job.attempts, job.started = "running", job.attempts + 1, time.time()
                 job.log.parent.mkdir(parents=True, exist_ok=True)
                 executor.submit(job)
-                append_jsonl(events, {"time": job.started, "job": job.name, "attempt": job.attempts, "event": "start"})
+                append_jsonl(events, {"time": job.started, "job": job.name, "attempt": job.attempts, "event": "start",
+                                      "threads": job.config.get("threads", sweep.executor.threads)})
             for job, rc in executor.wait(poll):
                 ok = rc == 0 and (job.cell is None or RunStore(job.cell.root).summary().get("status") == "complete")
                 seconds = time.time() - job.started

@@ -32,11 +32,16 @@ def main(argv: list[str]) -> int:
     return 0 if summary.get("status") == "complete" else 1
 
 
-if __name__ == "__main__":
+def run(argv: list[str]) -> int:
+    """main's exit code, also when the sweep stopped the job (its checkpoint is saved then)."""
     from harness.signals import Interrupted
 
     try:
-        sys.exit(main(sys.argv[1:]))
-    except Interrupted as e:  # the sweep stopped this job: its checkpoint is saved
+        return main(argv)
+    except Interrupted as e:
         print(e, flush=True)
-        sys.exit(e.code)
+        return e.code
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,14 @@
+"""Imported only by the local executor's forkserver (the process its jobs are forked from): the imports every job
+needs, done once, and the server's own tie to the sweep process that started it.
+
+Without that tie a SIGKILLed sweep would leave the server, and the jobs forked from it, running: the server
+exits when its client goes only if nothing keeps its interpreter from shutting down.
+"""
+from harness.experiments.executors import die_with_parent
+
+die_with_parent()
+
+import algorithms  # noqa: E402,F401  (the imports every job needs)
+import harness.core.trainer  # noqa: E402,F401
+import harness.experiments.pretrain  # noqa: E402,F401
+import tasks  # noqa: E402,F401
