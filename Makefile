@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python bench/estimators.py
 	$(BIN)/python bench/trainer.py
 	$(BIN)/python bench/sampler.py
+	$(BIN)/python bench/sweep_jobs.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache runs

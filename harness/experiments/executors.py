@@ -18,8 +18,11 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from multiprocessing import forkserver
+from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -48,9 +51,10 @@ def _forked_job(argv: list[str], log_path: str, env: dict[str, str], cwd: str) -
     """A local job, in a process forked from the preloaded server: the sweep's environment and working directory
     as of now (the server kept those of its start), output to the job's log, the worker's exit code."""
     import atexit
-    import sys
 
     die_with_parent()
+    # what `python -P` does for a fresh worker: the working directory is not on the import path
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(cwd)]
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -78,6 +82,14 @@ class LocalExecutor:
         self.workers, self.threads = workers, threads
         self.mp = multiprocessing.get_context("forkserver")
         self.mp.set_forkserver_preload(["harness.experiments.zygote"])
+        # the server runs `python -c`, which puts its working directory first on the import path: start it in the
+        # folder our packages live in, so a stray tasks.py in the sweep's working directory shadows nothing
+        here = os.getcwd()
+        os.chdir(Path(__file__).resolve().parents[2])
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.chdir(here)
         self.running: dict[str, tuple[Any, multiprocessing.Process]] = {}  # job name -> (job, process)
 
     def describe(self) -> str:
