@@ -278,6 +278,12 @@ def locate(msg: str, key_lines: dict[str, int]) -> int | None:
     return key_lines[key] if key else None
 
 
+def section_line(msg: str, lines: dict[str, int], section: str) -> int | None:
+    """The line of the longest key under `section` that the message names, else the section's own line."""
+    keys = {k: v for k, v in lines.items() if k == section or k.startswith(section + ".")}
+    return locate(msg, keys) or keys.get(section)
+
+
 def located(where: str | Path, line: int | None, msg: str) -> ConfigError:
     """A ConfigError prefixed `where:line:` (or `where:` when the line is unknown)."""
     return ConfigError(f"{where}:{line}: {msg}" if line else f"{where}: {msg}")

@@ -43,6 +43,7 @@ from harness.plain import (
     located,
     read_yaml,
     require_positive,
+    section_line,
     set_dotted,
 )
 
@@ -178,8 +179,7 @@ def parse_sweep(data: dict, lines: dict[str, int] | None = None, path: str | Pat
         executor = from_dict(ExecutorConfig, data.get("executor") or {}, "executor")
         executor.validate()
     except ConfigError as e:
-        section = {k: v for k, v in lines.items() if k.startswith("executor")}
-        raise located(where, locate(str(e), section) or section.get("executor"), str(e)) from None
+        raise located(where, section_line(str(e), lines, "executor"), str(e)) from None
     base = expand_dotted(data.get("base") or {})
     if "threads" in base:
         raise err("base.threads: set executor.threads (torch threads per cell) instead", "base.threads")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config import RunConfig, build_run_config
-from harness.plain import ConfigError, config_hash, doc, from_dict, locate, located, set_dotted, to_dict
+from harness.plain import ConfigError, config_hash, doc, from_dict, located, section_line, set_dotted, to_dict
 
 PARAM_KEYS = {"low", "high", "log", "step", "choices"}
 
@@ -90,8 +90,7 @@ def parse_tune(data: Any, lines: dict[str, int], where: str) -> TuneConfig:
         cfg = from_dict(TuneConfig, data, "tune")
         cfg.validate()
     except ConfigError as e:
-        section = {k: v for k, v in lines.items() if k.startswith("tune")}
-        raise located(where, locate(str(e), section) or section.get("tune"), str(e)) from None
+        raise located(where, section_line(str(e), lines, "tune"), str(e)) from None
     return cfg
 
 
