@@ -16,11 +16,12 @@ import os
 import tempfile
 import time
 
+from trainer import PRESET_MODEL  # bench/trainer.py (this script's folder is first on sys.path)
+
 from harness.config import load_config
 from harness.core.trainer import Trainer
 
-PRESET = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2",
-          "policy.intermediate_size=256", "task_args.train_size=2000", "threads=1", "wandb.mode=disabled"]
+PRESET = [*PRESET_MODEL, "task_args.train_size=2000", "threads=1", "wandb.mode=disabled"]
 
 
 def hog(stop_at: float) -> None:

@@ -21,6 +21,8 @@ import traceback
 from pathlib import Path
 
 import torch
+from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
+from trainer import PRESET_MODEL  # bench/trainer.py
 
 from harness.config import load_config
 from harness.core.trainer import Trainer
@@ -28,8 +30,7 @@ from harness.engines.policy import embedded_policy, left_pad
 from harness.engines.sampler import TorchSampler
 from harness.registry import TASKS, resolve_plugins
 
-PRESET = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2",
-          "policy.intermediate_size=256", "task_args.train_size=2000"]
+PRESET = [*PRESET_MODEL, "task_args.train_size=2000"]
 WIDE = ["policy.hidden_size=512", "policy.num_layers=8", "policy.num_heads=8", "policy.num_kv_heads=2", "policy.intermediate_size=2048"]
 
 
@@ -52,19 +53,8 @@ def run(device: str, dtype: str, out: str, name: str, start: str | None) -> dict
 
 
 def timed(fn, device: str, repeats: int = 3) -> float:
-    def sync():
-        if device == "cuda":  # kernels run asynchronously: time them to completion
-            torch.cuda.synchronize()
-
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t)
-    return best
+    """best_of, waiting for the GPU's kernels to finish (they run asynchronously)."""
+    return best_of(lambda: (fn(), torch.cuda.synchronize() if device == "cuda" else None), repeats)
 
 
 def sampler_vs_generate(device: str, dtype: torch.dtype) -> dict:

@@ -13,11 +13,12 @@ import hashlib
 import json
 import tempfile
 
+from trainer import PRESET_MODEL  # bench/trainer.py (this script's folder is first on sys.path)
+
 from harness.config import load_config
 from harness.core.trainer import Trainer
 
-PRESET = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2",
-          "policy.intermediate_size=256", "task_args.train_size=2000"]
+PRESET = [*PRESET_MODEL, "task_args.train_size=2000"]
 
 
 def fingerprint(algo: str, task: str) -> str:

@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from trainer import PRESET_MODEL  # bench/trainer.py (this script's folder is first on sys.path)
+
 from harness.config import load_config
 from harness.experiments.executors import LocalExecutor, run_job_process, worker_env
 from harness.experiments.runner import Job
 from harness.plain import to_dict
-
-PRESET = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2", "policy.intermediate_size=256"]
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats + 1):  # the first round starts the server: not counted
             for how in times:
-                cfg = load_config(None, ["task=arithmetic", *PRESET, "policy.warm_start=false", f"budget.amount={args.budget}",
+                cfg = load_config(None, ["task=arithmetic", *PRESET_MODEL, "policy.warm_start=false", f"budget.amount={args.budget}",
                                          f"budget.eval_every={args.budget}", "budget.eval_prompts=16", "wandb.mode=disabled",
                                          "threads=1", f"out_dir={tmp}/{how}", f"name=r{i}"])
                 job = Job(f"r{i}", "run", to_dict(cfg), [], Path(tmp) / f"{how}-{i}.log")

@@ -19,10 +19,9 @@ import torch
 from harness.config import load_config
 from harness.core.trainer import Trainer
 
-SIZES = {
-    "preset": ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2", "policy.intermediate_size=256"],
-    "default": [],
-}
+# the model every paper preset and the quickstart use (64 wide, 2 blocks); the other bench scripts import it
+PRESET_MODEL = ["policy.hidden_size=64", "policy.num_layers=2", "policy.num_heads=4", "policy.num_kv_heads=2", "policy.intermediate_size=256"]
+SIZES = {"preset": PRESET_MODEL, "default": []}
 
 
 def matmul_peak(threads: int) -> float:

@@ -25,7 +25,7 @@ PHASES = ("generate", "score", "select", "update", "eval", "overhead")
 
 
 GENERATED = "ledger/generated/"  # + purpose: the rollouts generated for it (train, discarded, replaced, profile, ...)
-RENAMED = {"rollouts_trained": "rows_trained", "rollouts_replayed": "rows_replayed"}  # checkpoints written before
+RENAMED = {"rollouts_trained": "rows_trained", "rollouts_replayed": "rows_replayed"}  # fields (and ledger/ keys) written before
 
 # the metrics-row key that holds the budget spent in each unit (what `Ledger.spent(unit)` returns)
 SPENT_METRIC = {"rollouts": "ledger/rollouts", "tokens": "ledger/tokens_generated", "flops": "ledger/flops", "seconds": "time/charged"}

@@ -283,7 +283,7 @@ def run_sweep(sweep: Sweep, only: list[str] | None = None, out=None, poll: float
                 job.log.parent.mkdir(parents=True, exist_ok=True)
                 executor.submit(job)
                 append_jsonl(events, {"time": job.started, "job": job.name, "attempt": job.attempts, "event": "start",
-                                      "threads": job.config.get("threads", sweep.executor.threads)})
+                                      "threads": job.config["threads"]})
             for job, rc in executor.wait(poll):
                 ok = rc == 0 and (job.cell is None or RunStore(job.cell.root).summary().get("status") == "complete")
                 seconds = time.time() - job.started

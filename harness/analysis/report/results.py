@@ -10,7 +10,7 @@ import yaml
 from scipy import stats as sps
 
 from harness.analysis import stats
-from harness.core.ledger import GENERATED
+from harness.core.ledger import GENERATED, RENAMED
 from harness.core.stages import TRAINER_DIAGNOSTICS, plotted
 from harness.core.store import RunStore, read_jsonl
 from harness.plain import ConfigError
@@ -26,7 +26,7 @@ PHASES = ("generate", "score", "select", "update", "overhead")
 def current_keys(summary: dict) -> dict:
     """A run summary with the ledger's names of this version: runs written before the rename counted rows of the
     update as ledger/rollouts_{trained,replayed} and generated rollouts by purpose as ledger/rollouts_<purpose>."""
-    old = {"ledger/rollouts_trained": "ledger/rows_trained", "ledger/rollouts_replayed": "ledger/rows_replayed"}
+    old = {f"ledger/{k}": f"ledger/{v}" for k, v in RENAMED.items()}
     return {old.get(k) or (GENERATED + k.removeprefix("ledger/rollouts_") if k.startswith("ledger/rollouts_") else k): v
             for k, v in summary.items()}
 
