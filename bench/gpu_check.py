@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import tempfile
 import time
@@ -21,7 +20,8 @@ import traceback
 from pathlib import Path
 
 import torch
-from sampler import best_of  # bench/sampler.py (this script's folder is first on sys.path)
+from learning_hash import learning_hash  # bench/learning_hash.py (this script's folder is first on sys.path)
+from sampler import best_of  # bench/sampler.py
 from trainer import PRESET_MODEL  # bench/trainer.py
 
 from harness.config import load_config
@@ -42,13 +42,11 @@ def run(device: str, dtype: str, out: str, name: str, start: str | None) -> dict
     start = time.perf_counter()
     summary = t.run()
     wall = time.perf_counter() - start
-    rows = [{k: v for k, v in r.items() if not k.startswith(("time/", "wall/")) and k not in ("seconds", "wall_seconds")}
-            for r in t.store.metrics() + t.store.evals()]
     return {
         "status": summary["status"], "accuracy": [summary["initial_accuracy"], summary["final_accuracy"]],
         "logp_diff_max": max(r.get("engine/logp_diff_max", 0.0) for r in t.store.metrics()),
         "rollouts_per_wall_s": summary["ledger/rollouts"] / wall, "wall_s": wall,
-        "hash": hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:12],
+        "hash": learning_hash(t.store.metrics() + t.store.evals()),
     }
 
 

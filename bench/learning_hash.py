@@ -16,6 +16,7 @@ import tempfile
 from trainer import PRESET_MODEL  # bench/trainer.py (this script's folder is first on sys.path)
 
 from harness.config import load_config
+from harness.core.store import learning_rows
 from harness.core.trainer import Trainer
 
 PRESET = [*PRESET_MODEL, "task_args.train_size=2000"]
@@ -33,7 +34,7 @@ def fingerprint(algo: str, task: str) -> str:
 
 def learning_hash(rows: list[dict]) -> str:
     """Hash of metric/eval rows with every clock field left out: equal exactly when the learning numbers are."""
-    rows = [{k: v for k, v in r.items() if not k.startswith(("time/", "wall/")) and k not in ("seconds", "wall_seconds")} for r in rows]
+    rows = learning_rows(rows)
     return f"{hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:12]} ({len(rows)} rows)"
 
 

@@ -88,6 +88,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlvr-harness"
 
 
+def learning_rows(rows: list[dict]) -> list[dict]:
+    """Metric or eval rows without their clock fields (time/*, wall/*, seconds, wall_seconds): what the same
+    config and seed must reproduce bit for bit on the CPU backend."""
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "wall/")) and k not in ("seconds", "wall_seconds")} for r in rows]
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a torn (unterminated or unparsable) last line is ignored."""
     if not path.exists():
