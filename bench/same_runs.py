@@ -21,6 +21,8 @@ def cell_hashes(store: Path) -> dict[str, str]:
 
 
 def main(a: str, b: str) -> int:
+    if missing := [s for s in (a, b) if not Path(s).is_dir()]:
+        sys.exit(f"same_runs: no results store at {', '.join(missing)} (give two folders such as runs/<sweep name>)")
     ha, hb = cell_hashes(Path(a)), cell_hashes(Path(b))
     common = sorted(set(ha) & set(hb))
     differ = [c for c in common if ha[c] != hb[c]]
