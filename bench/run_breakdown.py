@@ -1,6 +1,6 @@
 """End-to-end throughput and where a finished run's charged time went.
 
-    python bench/run_breakdown.py runs/grpo-arithmetic-s0 [more run dirs]
+    python bench/run_breakdown.py runs/grpo-arithmetic-s0 [more run dirs, or sweep dirs: their cells summed]
 
 Prints charged rollouts/s and the share of charged time per phase, including the share outside
 generate + update (scoring, selection, bookkeeping) that the engine should keep small.
@@ -14,13 +14,23 @@ from pathlib import Path
 PHASES = ("generate", "score", "select", "update", "overhead")
 
 
+def summaries(path: Path) -> list[dict]:
+    """The summary of a run directory, or those of every finished cell of a sweep directory."""
+    files = [path / "summary.json"] if (path / "summary.json").exists() else sorted(path.glob("*/summary.json"))
+    if not files:
+        sys.exit(f"{path}: no summary.json in it or in its subfolders")
+    return [json.loads(f.read_text()) for f in files]
+
+
 def main(paths: list[str]) -> None:
     for path in paths:
-        s = json.loads((Path(path) / "summary.json").read_text())
-        charged = s["time/charged"]
-        shares = {p: s[f"time/{p}"] / charged for p in PHASES}
+        runs = summaries(Path(path))
+        charged = sum(s["time/charged"] for s in runs)
+        rollouts = sum(s["ledger/rollouts"] for s in runs)
+        shares = {p: sum(s[f"time/{p}"] for s in runs) / charged for p in PHASES}
         outside = 1 - shares["generate"] - shares["update"]
-        print(f"{path}: {s['ledger/rollouts']} rollouts in {charged:.1f} s charged = {s['ledger/rollouts'] / charged:.0f} rollouts/s")
+        cells = f" ({len(runs)} runs)" if len(runs) > 1 else ""
+        print(f"{path}{cells}: {rollouts} rollouts in {charged:.1f} s charged = {rollouts / charged:.0f} rollouts/s")
         print("  " + "  ".join(f"{p} {100 * v:.1f}%" for p, v in shares.items()) + f"  | outside generate+update {100 * outside:.2f}%")
 
 

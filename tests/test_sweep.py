@@ -223,8 +223,33 @@ def _workers_of(runs: Path) -> list[int]:
     return pids
 
 
+def _describe(pids: list[int]) -> list[str]:
+    """pid, parent pid and command line of each process, for a failure message."""
+    out = []
+    for pid in pids:
+        try:
+            ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            out.append(f"{pid} (parent {ppid}): " + Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "))
+        except OSError:
+            out.append(f"{pid} (gone)")
+    return out
+
+
 def _rows_written(runs: Path) -> int:
     return sum(len(read_jsonl(p)) for p in runs.glob("*/metrics.jsonl"))
+
+
+@pytest.mark.parametrize("parent_alive", [True, False])
+def test_a_process_whose_parent_died_before_it_was_tied_to_it_kills_itself(parent_alive):
+    """PR_SET_PDEATHSIG acts only from the moment it is set: a worker whose parent died just before must notice
+    by itself (its parent pid changed), or it would run on, orphaned, writing into its run directory."""
+    code = ("import os; from harness.experiments.executors import die_with_parent; "
+            f"die_with_parent(os.getppid(){'' if parent_alive else ' + 1'}); print('still here')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    if parent_alive:
+        assert (proc.returncode, proc.stdout) == (0, "still here\n"), proc.stderr
+    else:
+        assert (proc.returncode, proc.stdout) == (-signal.SIGKILL, ""), proc.stderr
 
 
 @pytest.mark.slow
@@ -257,7 +282,7 @@ def test_sigkill_at_random_moments_then_rerun_gives_exactly_the_uninterrupted_re
         deadline = time.time() + 10
         while _workers_of(runs) and time.time() < deadline:
             time.sleep(0.1)
-        assert not _workers_of(runs), "a worker outlived the killed sweep"
+        assert not (left := _workers_of(runs)), f"a worker outlived the killed sweep (target {target}): {_describe(left)}"
     proc = rlvr_sweep(killed)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out

@@ -13,6 +13,7 @@ run's lock file guards against any that would.
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+SWEEP_PID = "RLVR_SWEEP_PID"  # environment variable: the pid the preloaded server is started from
 
 
 def worker_env(threads: int) -> dict[str, str]:
@@ -39,12 +41,22 @@ def worker_env(threads: int) -> dict[str, str]:
     return env
 
 
-def die_with_parent() -> None:
-    """SIGKILL this process when the thread that started it ends (Linux; elsewhere the run lock still prevents two writers)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when the thread that started it ends (Linux; elsewhere the run lock still prevents two writers).
+
+    The signal is armed only from this call on, so a parent that died in between would go unnoticed: given the
+    parent's pid, a process that has already been re-parented kills itself here instead."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:  # not Linux: the run lock still prevents two writers
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def dies_with_this_process():
+    """A subprocess `preexec_fn`: the child is SIGKILLed when this process ends, even before the child gets there."""
+    return functools.partial(die_with_parent, os.getpid())
 
 
 def _forked_job(argv: list[str], log_path: str, env: dict[str, str], cwd: str) -> None:
@@ -52,7 +64,8 @@ def _forked_job(argv: list[str], log_path: str, env: dict[str, str], cwd: str) -
     as of now (the server kept those of its start), output to the job's log, the worker's exit code."""
     import atexit
 
-    die_with_parent()
+    server = sys.modules.get("harness.experiments.zygote")  # preloaded by the server this process was forked from
+    die_with_parent(server.PID if server else None)
     # what `python -P` does for a fresh worker: the working directory is not on the import path
     sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(cwd)]
     os.environ.clear()
@@ -74,7 +87,7 @@ def _forked_job(argv: list[str], log_path: str, env: dict[str, str], cwd: str) -
 def run_job_process(command: list[str], log_path: str, env: dict[str, str], cwd: str) -> int:
     """Run one job to completion, appending its output to log_path; returns the exit code (<0: signal)."""
     with open(log_path, "ab") as log:
-        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=die_with_parent).returncode
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=dies_with_this_process()).returncode
 
 
 class LocalExecutor:
@@ -86,10 +99,12 @@ class LocalExecutor:
         # folder our packages live in, so a stray tasks.py in the sweep's working directory shadows nothing
         here = os.getcwd()
         os.chdir(Path(__file__).resolve().parents[2])
+        os.environ[SWEEP_PID] = str(os.getpid())  # the server's parent, which it checks once it is tied to it
         try:
             forkserver.ensure_running()
         finally:
             os.chdir(here)
+            del os.environ[SWEEP_PID]
         self.running: dict[str, tuple[Any, multiprocessing.Process]] = {}  # job name -> (job, process)
 
     def describe(self) -> str:

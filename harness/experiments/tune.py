@@ -324,13 +324,13 @@ def run_tune(sweep, workers: int = 1, only_algo: list[str] | None = None, extra_
     then the best trial of each study, printed and written to <out_dir>/tune/best.yaml."""
     import yaml
 
-    from harness.experiments.executors import die_with_parent, worker_env
+    from harness.experiments.executors import dies_with_this_process, worker_env
 
     if workers <= 1:
         tune_worker(sweep, only_algo)
     else:
         cmd = [sys.executable, "-m", "harness.cli", "tune", str(sweep.path), "--workers", "1", "--no-summary", *(extra_args or [])]
-        procs = [subprocess.Popen(cmd, env=worker_env(sweep.executor.threads), preexec_fn=die_with_parent) for _ in range(workers)]
+        procs = [subprocess.Popen(cmd, env=worker_env(sweep.executor.threads), preexec_fn=dies_with_this_process()) for _ in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):
             print(f"rlvr tune: worker exit codes {codes}", file=sys.stderr)
