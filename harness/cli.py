@@ -70,12 +70,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.analysis.report import compare, render_report
+    from harness.analysis.report.statistics import fmt_diff
 
     if args.compare:
         out, rows = compare(*args.compare, out=args.out)
         for r in rows:
-            print(f"{r['task']:<12} {r['method']:<20} {r['a']:.3f} -> {r['b']:.3f}  diff {r['diff'][0]:+.3f} "
-                  f"[{r['diff'][1]:+.3f}, {r['diff'][2]:+.3f}]  p {r['p']:.3g}  {r['change']}")
+            print(f"{r['task']:<12} {r['method']:<20} {r['a']:.3f} -> {r['b']:.3f}  diff {fmt_diff(r['diff'])}  p {r['p']:.3g}  {r['change']}")
         print(f"report: {out / 'report.md'}")
         return 1 if args.fail_on_regression and any(r["change"] == "worse" for r in rows) else 0
     if not args.source:

@@ -135,6 +135,17 @@ def test_compare_flags_significant_changes(tmp_path):
     assert "| worse |" in (worse / "report.md").read_text()
 
 
+def test_rlvr_report_compare_prints_each_change_and_fails_on_a_regression(tmp_path, capsys):
+    from harness.cli import main
+
+    a = synthetic_store(tmp_path / "a", seeds=4)
+    b = synthetic_store(tmp_path / "b", seeds=4, offset=0.05)
+    assert main(["report", "--compare", str(a), str(b), "--out", str(tmp_path / "up"), "--fail-on-regression"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("arithmetic") and " grpo " in x)
+    assert re.search(r"diff \+0\.050 \[\+0\.\d{3}, \+0\.\d{3}\]  p \S+  better$", line), line
+    assert main(["report", "--compare", str(b), str(a), "--out", str(tmp_path / "down"), "--fail-on-regression"]) == 1
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
