@@ -7,19 +7,22 @@ generate + update (scoring, selection, bookkeeping) that the engine should keep 
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from harness.core.store import RunStore, complete_runs
 
 PHASES = ("generate", "score", "select", "update", "overhead")
 
 
 def summaries(path: Path) -> list[dict]:
-    """The summary of a run directory, or those of every finished cell of a sweep directory."""
-    files = [path / "summary.json"] if (path / "summary.json").exists() else sorted(path.glob("*/summary.json"))
-    if not files:
-        sys.exit(f"{path}: no summary.json in it or in its subfolders")
-    return [json.loads(f.read_text()) for f in files]
+    """The summary of a run directory, or those of every complete cell of a sweep directory."""
+    if (path / "summary.json").exists():
+        return [RunStore(path).summary()]
+    runs = complete_runs(path) if path.is_dir() else []
+    if not runs:
+        sys.exit(f"{path}: neither a run directory nor a sweep directory with complete runs")
+    return [RunStore(d).summary() for d in runs]
 
 
 def main(paths: list[str]) -> None:

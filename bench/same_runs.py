@@ -12,12 +12,11 @@ from pathlib import Path
 
 from learning_hash import learning_hash  # bench/ is first on sys.path
 
-from harness.core.store import read_jsonl
+from harness.core.store import complete_runs, read_jsonl
 
 
 def cell_hashes(store: Path) -> dict[str, str]:
-    return {d.name: learning_hash(read_jsonl(d / "metrics.jsonl") + read_jsonl(d / "evals.jsonl"))
-            for d in sorted(store.iterdir()) if (d / "summary.json").exists()}
+    return {d.name: learning_hash(read_jsonl(d / "metrics.jsonl") + read_jsonl(d / "evals.jsonl")) for d in complete_runs(store)}
 
 
 def main(a: str, b: str) -> int:

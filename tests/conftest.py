@@ -59,5 +59,3 @@ def crash_at_step(trainer, step: int, monkeypatch) -> None:
         return real()
 
     monkeypatch.setattr(trainer, "train_step", step_or_crash)
-
-

@@ -16,7 +16,7 @@ import yaml
 from conftest import learning
 
 from harness.config import ConfigError
-from harness.core.store import read_jsonl
+from harness.core.store import complete_runs, read_jsonl
 from harness.experiments.runner import Progress, cell_state, plan_jobs, run_sweep, warm_start_slots
 from harness.experiments.sweep import load_sweep, parse_sweep
 from harness.plain import to_dict
@@ -238,6 +238,16 @@ def _describe(pids: list[int]) -> list[str]:
 def _rows_written(runs: Path) -> int:
     return sum(len(read_jsonl(p)) for p in runs.glob("*/metrics.jsonl"))
 
+
+
+def test_complete_runs_lists_only_the_cells_whose_summary_says_complete(tmp_path):
+    for name, summary in [("b-done", '{"status": "complete"}'), ("a-done", '{"status": "complete"}'),
+                          ("failed", '{"status": "failed"}'), ("torn", '{"status": "compl'), ("new", None)]:
+        (tmp_path / name).mkdir()
+        if summary is not None:
+            (tmp_path / name / "summary.json").write_text(summary)
+    (tmp_path / "events.jsonl").write_text("")
+    assert complete_runs(tmp_path) == [tmp_path / "a-done", tmp_path / "b-done"]
 
 @pytest.mark.parametrize("parent_alive", [True, False])
 def test_a_process_whose_parent_died_before_it_was_tied_to_it_kills_itself(parent_alive):

@@ -94,6 +94,11 @@ def learning_rows(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith(("time/", "wall/")) and k not in ("seconds", "wall_seconds")} for r in rows]
 
 
+def complete_runs(root: Path) -> list[Path]:
+    """The run directories directly under `root` (a sweep's results store) whose summary says complete, sorted."""
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and RunStore(d).summary().get("status") == "complete"]
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Rows of a JSONL file; a torn (unterminated or unparsable) last line is ignored."""
     if not path.exists():

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def die_with_parent(parent: int | None = None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def dies_with_this_process():
+def dies_with_this_process() -> Callable[[], None]:
     """A subprocess `preexec_fn`: the child is SIGKILLed when this process ends, even before the child gets there."""
     return functools.partial(die_with_parent, os.getpid())
 
